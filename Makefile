@@ -1,0 +1,59 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else is here so
+# that those two work on a fresh Debian or Raspberry Pi OS machine.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+EXTRAS := node,demo,dev
+# Debian packages the tests start for real (the broker and the store of record).
+DEBIAN_PACKAGES := mosquitto influxdb
+
+.PHONY: demo test lint typecheck pytest bench system-deps venv lock clean
+
+demo: venv
+	$(VENV)/bin/machikado demo
+
+test: system-deps venv lint typecheck pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+pytest: venv
+	$(PY) -m pytest
+
+bench: system-deps venv
+	$(PY) -m bench
+
+# Installs the Debian packages that are missing, when run as root; otherwise says what to install.
+system-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "missing Debian packages:$$missing (run 'sudo apt-get install$$missing' or 'sudo make test')"; exit 1; \
+	  fi; \
+	fi
+
+venv: $(VENV)/.installed
+
+# Reinstalled when pyproject.toml or the lock changes. The lock pins what CI installed; `make lock`
+# refreshes it from the current environment.
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e ".[$(EXTRAS)]"
+	@touch $@
+
+lock: venv
+	$(PY) -m pip freeze --exclude-editable --exclude pip > requirements.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,230 @@
+"""A node's config: one TOML file, parsed once at start into typed frozen objects.
+
+Every key can be overridden by an environment variable ``MACHIKADO_<SECTION>__<KEY>``, e.g.
+``MACHIKADO_MQTT__PORT=8883``; the environment wins over the file. A bad file raises
+:class:`~edge.errors.ConfigError` naming each bad key, never a traceback later.
+
+>>> cfg = NodeConfig.model_validate({"node": {"id": "rr-01", "kind": "restroom"}})
+>>> cfg.mqtt.port, cfg.outbox.when_full
+(1883, 'drop_oldest')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from edge.errors import ConfigError
+from protocol.limits import NODE_ID
+from protocol.messages import NodeKind
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NodeSection(_Section):
+    id: str = Field(description="Node id; also its MQTT username and topic level.")
+    kind: NodeKind
+    data_dir: Path = Field(default=Path("/var/lib/machikado"), description="Outbox and state.")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not NODE_ID.fullmatch(v):
+            raise ValueError(
+                f"{v!r} must match {NODE_ID.pattern} (it is an MQTT username and topic level)"
+            )
+        return v
+
+
+class MqttSection(_Section):
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str = Field(default="", description="Defaults to the node id; the ACL relies on it.")
+    password: str = ""
+    password_file: Path | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    prefix: str = "machikado"
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=60.0, gt=0)
+    #: QoS 1 messages published but not yet acknowledged by the broker.
+    max_inflight: int = Field(default=32, ge=1, le=65535)
+    #: An envelope not covered by a receipt within this time is sent again.
+    resend_after_s: float = Field(default=30.0, gt=0)
+    #: Readings per second a backlog drains at, on top of live readings.
+    backlog_rate: float = Field(default=5000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff(self) -> MqttSection:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s is smaller than reconnect_min_s")
+        if self.password and self.password_file:
+            raise ValueError("give password or password_file, not both")
+        return self
+
+
+class OutboxSection(_Section):
+    path: Path | None = Field(default=None, description="Defaults to <data_dir>/outbox.sqlite.")
+    #: Readings appended within this window share one commit (and one fsync): SD cards wear.
+    commit_window_ms: int = Field(default=200, ge=0, le=60_000)
+    readings_per_envelope: int = Field(default=100, ge=1, le=500)
+    #: Bound on readings held; when reached, ``when_full`` decides, and it is counted.
+    max_readings: int = Field(default=1_000_000, ge=1)
+    when_full: Literal["drop_oldest", "drop_newest", "refuse"] = "drop_oldest"
+
+
+class GpioSection(_Section):
+    #: "" means GPIOZERO_PIN_FACTORY, then gpiozero's auto-detection; "mock" simulates pins.
+    pin_factory: Literal["", "mock", "lgpio", "rpigpio", "pigpio", "native"] = ""
+
+
+class BleSection(_Section):
+    backend: Literal["bleak", "simulated"] = "bleak"
+    adapter: str = "hci0"
+
+
+class SimulationSection(_Section):
+    """Simulated sensors for demos and tests: mock pins and a simulated radio, driven by scenarios."""
+
+    enabled: bool = False
+    seed: int = 1
+    #: Scenario time runs this many times faster than the wall clock.
+    speed: float = Field(default=1.0, gt=0)
+
+
+class HealthSection(_Section):
+    interval_s: float = Field(default=60.0, gt=0)
+
+
+class StallSection(_Section):
+    name: str
+    door_pin: int | str
+    #: The door switch reads active (pulled low by the closed contact) when the door is closed.
+    door_closed_when_active: bool = True
+    pir_pin: int | str | None = None
+
+
+class HealthDeviceSection(_Section):
+    address: str
+    kind: Literal["scale", "blood_pressure", "thermometer"]
+
+
+class RestroomSection(_Section):
+    stalls: list[StallSection] = Field(default_factory=list)
+    help_button_pin: int | str | None = None
+    occupancy_interval_s: float = Field(default=300.0, gt=0)
+    health_devices: list[HealthDeviceSection] = Field(default_factory=list)
+
+
+class MobilitySection(_Section):
+    vehicle_id: int = Field(default=0, ge=0, le=0xFFFFFFFF)
+    wheel_circumference_mm: float = Field(default=2100.0, gt=0)
+    #: BLE address of the vehicle's sensor hub (battery, CSC, location and speed); "" for none.
+    gatt_address: str = ""
+    #: GPIO pin of a hall sensor counting wheel pulses, instead of CSC; None for none.
+    hall_pin: int | str | None = None
+    pulses_per_revolution: int = Field(default=1, ge=1)
+    #: Positions are rounded to a grid of this many metres for privacy; 0 keeps them exact.
+    coarsen_m: float = Field(default=0.0, ge=0)
+    #: No wheel movement for this long ends a trip.
+    trip_idle_s: float = Field(default=120.0, gt=0)
+    sample_interval_s: float = Field(default=5.0, gt=0)
+
+
+class StationSection(_Section):
+    manufacturer_id: int = Field(default=0xFFFF, ge=0, le=0xFFFF)
+    report_interval_s: float = Field(default=60.0, gt=0)
+    #: A vehicle not heard for this long is reported as gone.
+    stale_after_s: float = Field(default=300.0, gt=0)
+
+
+class NodeConfig(BaseSettings):
+    """The whole node config."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix="MACHIKADO_",
+        env_nested_delimiter="__",
+        nested_model_default_partial_update=True,
+    )
+
+    node: NodeSection
+    mqtt: MqttSection = MqttSection()
+    outbox: OutboxSection = OutboxSection()
+    gpio: GpioSection = GpioSection()
+    ble: BleSection = BleSection()
+    simulation: SimulationSection = SimulationSection()
+    health: HealthSection = HealthSection()
+    restroom: RestroomSection = RestroomSection()
+    mobility: MobilitySection = MobilitySection()
+    station: StationSection = StationSection()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file, which is passed in as init values.
+        return (env_settings, init_settings)
+
+    @property
+    def mqtt_username(self) -> str:
+        return self.mqtt.username or self.node.id
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.outbox.path or self.node.data_dir / "outbox.sqlite"
+
+    def digest(self) -> str:
+        """SHA-256 of the effective config (secrets left out), announced in the node's birth."""
+        data = self.model_dump(mode="json", exclude={"mqtt": {"password"}})
+        return hashlib.sha256(repr(sorted(_flatten(data))).encode()).hexdigest()
+
+
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(data, dict):
+        return [kv for k, v in data.items() for kv in _flatten(v, f"{prefix}{k}.")]
+    return [(prefix.rstrip("."), repr(data))]
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read a node config file, apply environment overrides, and validate it whole."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config {path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path}: not valid TOML: {exc}") from None
+    try:
+        return NodeConfig(**data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False, include_input=False):
+            key = _where(err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(f"{key}: {msg}")
+        raise ConfigError(f"config {path}: " + "; ".join(problems)) from None

@@ -1,0 +1,62 @@
+"""The ``machikado`` command: a root that loads each part's subcommands lazily.
+
+Parts register a typer app under the entry-point group ``machikado.commands`` (see
+pyproject.toml). Loading is lazy so that ``machikado hw decode`` on a cloud host never imports
+gpiozero, and a node never imports the web stack. This module imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+
+import typer
+
+from protocol.errors import MachikadoError
+from protocol.logs import configure
+
+GROUP = "machikado.commands"
+
+app = typer.Typer(
+    name="machikado",
+    help="machikado: resident kiosks, facility sensors and the cloud that collects them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    log_json: bool = typer.Option(False, help="Write logs as JSON lines."),
+) -> None:
+    configure(level=log_level, json=log_json)
+
+
+def _register() -> None:
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        sub = ep.load()
+        app.add_typer(sub, name=ep.name)
+
+
+def main() -> None:
+    """Console entry point: a project error is one line on stderr and exit status 2."""
+    _register()
+    try:
+        app(standalone_mode=False)
+    except MachikadoError as exc:
+        print(f"machikado: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Hard limits of the wire contract v1, enforced by nodes before sending and by the cloud on receipt.
+
+They are deliberately tight: a city's broker and store are shared by every trial, and one
+misbehaving node must not be able to fill either. Change them only together with ``V``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+#: Node ids double as MQTT usernames and topic levels: lower-case, digits and '-'.
+NODE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+#: Measurement names, tag keys and field keys.
+KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+#: Stream ids are made by the node's outbox (a UUID4 in hex); others are accepted if they fit.
+STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+#: Characters no tag value or string field may hold (C0/C1 controls and DEL).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+#: Tag keys the cloud sets itself from the fleet manifest; a reading may not claim them.
+RESERVED_TAGS = frozenset({"node", "trial", "site", "sensor", "time"})
+#: Field keys InfluxDB treats specially.
+RESERVED_FIELDS = frozenset({"time"})
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The numbers a message must stay within.
+
+    >>> Limits().max_readings
+    500
+    """
+
+    max_payload_bytes: int = 256 * 1024
+    max_readings: int = 500
+    max_tags: int = 16
+    max_fields: int = 64
+    max_tag_value: int = 128
+    max_string_field: int = 256
+    max_sensor: int = 64
+    #: A reading may be this far in the future of the receiver's clock (node clocks drift).
+    max_future_skew: timedelta = timedelta(minutes=5)
+    #: ... and this far in its past (a node may have been offline for weeks).
+    max_age: timedelta = timedelta(days=90)
+
+
+DEFAULT_LIMITS = Limits()

@@ -1,0 +1,267 @@
+"""Messages of the wire contract v1: readings, data envelopes, births and receipts.
+
+A data envelope on ``{prefix}/v1/{node}/data``::
+
+    {"v": 1, "node": "rr-01", "stream": "3f2a...", "seq": 17,
+     "sent_at": "2026-11-26T07:10:19.123456Z",
+     "readings": [{"m": "visit", "at": "2026-11-26T07:09:58.000000Z", "sensor": "stall-1",
+                   "tags": {"stall": "1"}, "fields": {"duration_s": 182.5}}]}
+
+``seq`` counts envelopes within a stream (1, 2, 3 ...) and is never reused, so the cloud can
+tell exactly which are missing. A stream is born with the node's outbox; a new outbox is a new
+stream. Times are UTC ISO 8601 with microseconds and a ``Z``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from protocol.limits import (
+    CONTROL,
+    DEFAULT_LIMITS,
+    INT64_MAX,
+    INT64_MIN,
+    KEY,
+    NODE_ID,
+    RESERVED_FIELDS,
+    RESERVED_TAGS,
+    STREAM_ID,
+)
+
+#: Schema version carried in every message as ``v``.
+V = 1
+
+_LIM = DEFAULT_LIMITS
+
+
+def format_time(at: datetime) -> str:
+    """UTC, microseconds always present, ``Z`` suffix: the contract's one time format."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _to_utc(at: datetime) -> datetime:
+    return at.astimezone(UTC)
+
+
+#: A timezone-aware instant, stored in UTC and written with microseconds.
+UtcTime = Annotated[AwareDatetime, PlainSerializer(format_time, return_type=str)]
+
+FieldValue = bool | int | float | str
+
+
+def _check_key(key: str, what: str) -> str:
+    if not KEY.fullmatch(key):
+        raise ValueError(f"{what} {key[:80]!r} must match {KEY.pattern}")
+    return key
+
+
+def _check_text(value: str, what: str, max_len: int) -> str:
+    if len(value) > max_len:
+        raise ValueError(f"{what} is {len(value)} characters, more than {max_len}")
+    if CONTROL.search(value):
+        raise ValueError(f"{what} holds a control character")
+    return value
+
+
+class Reading(BaseModel):
+    """One measurement taken at one instant, as a sensor agent produces it.
+
+    >>> r = Reading(m="visit", at=datetime(2026, 11, 26, 7, 0, tzinfo=UTC), fields={"duration_s": 3.5})
+    >>> r.model_dump_json()
+    '{"m":"visit","at":"2026-11-26T07:00:00.000000Z","sensor":null,"tags":{},"fields":{"duration_s":3.5}}'
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    m: str = Field(description="Measurement name.")
+    at: UtcTime = Field(description="When it was measured (UTC, microseconds).")
+    sensor: str | None = Field(default=None, description="Which sensor of the node, if several.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Indexed attributes.")
+    fields: dict[str, FieldValue] = Field(
+        description="The values: finite numbers, booleans, short strings."
+    )
+
+    @field_validator("m")
+    @classmethod
+    def _m(cls, v: str) -> str:
+        return _check_key(v, "measurement")
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: datetime) -> datetime:
+        return _to_utc(v)
+
+    @field_validator("sensor")
+    @classmethod
+    def _sensor(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("sensor is empty; leave it out instead")
+        return _check_text(v, "sensor", _LIM.max_sensor)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        problems: list[str] = []
+        if len(v) > _LIM.max_tags:
+            problems.append(f"{len(v)} tags, more than {_LIM.max_tags}")
+        for key, value in v.items():
+            try:
+                _check_key(key, "tag key")
+                if key in RESERVED_TAGS:
+                    raise ValueError(f"tag key {key!r} is reserved for the cloud")
+                if not value:
+                    raise ValueError(f"tag {key!r} is empty")
+                _check_text(value, f"tag {key!r}", _LIM.max_tag_value)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, v: dict[str, FieldValue]) -> dict[str, FieldValue]:
+        problems: list[str] = []
+        if not v:
+            problems.append("a reading needs at least one field")
+        if len(v) > _LIM.max_fields:
+            problems.append(f"{len(v)} fields, more than {_LIM.max_fields}")
+        for key, value in v.items():
+            try:
+                _check_key(key, "field key")
+                if key in RESERVED_FIELDS:
+                    raise ValueError(f"field key {key!r} is reserved")
+                if isinstance(value, bool):
+                    continue
+                if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+                    raise ValueError(f"field {key!r} = {value} does not fit in 64 bits")
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ValueError(f"field {key!r} is {value}, not a finite number")
+                if isinstance(value, str):
+                    _check_text(value, f"field {key!r}", _LIM.max_string_field)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+
+class Envelope(BaseModel):
+    """A batch of readings from one node, numbered within the node's stream."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = Field(default=V, description="Schema version.")
+    node: str = Field(description="The node's id, equal to its MQTT username and topic level.")
+    stream: str = Field(description="Id of the node's outbox; a new outbox is a new stream.")
+    seq: int = Field(ge=1, le=INT64_MAX, description="1, 2, 3 ... within the stream, never reused.")
+    sent_at: UtcTime = Field(description="When this copy was sent (a resend gets a new time).")
+    readings: list[Reading] = Field(min_length=1, max_length=_LIM.max_readings)
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, v: str) -> str:
+        if not NODE_ID.fullmatch(v):
+            raise ValueError(f"node id {v[:80]!r} must match {NODE_ID.pattern}")
+        return v
+
+    @field_validator("stream")
+    @classmethod
+    def _stream(cls, v: str) -> str:
+        if not STREAM_ID.fullmatch(v):
+            raise ValueError(f"stream id {v[:80]!r} must match {STREAM_ID.pattern}")
+        return v
+
+    @field_validator("sent_at")
+    @classmethod
+    def _sent_at(cls, v: datetime) -> datetime:
+        return _to_utc(v)
+
+
+NodeKind = Literal["restroom", "vehicle", "station", "kiosk"]
+
+
+class Birth(BaseModel):
+    """Who a node is, retained on ``{prefix}/v1/{node}/birth`` at every connect."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = V
+    node: str
+    kind: NodeKind
+    software: str = Field(description="machikado version running on the node.")
+    config_digest: str = Field(description="SHA-256 of the node's effective config, hex.")
+    sensors: list[str] = Field(default_factory=list, description="Sensors the node reads.")
+    stream: str
+    boot_at: UtcTime
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, v: str) -> str:
+        if not NODE_ID.fullmatch(v):
+            raise ValueError(f"node id {v[:80]!r} must match {NODE_ID.pattern}")
+        return v
+
+
+SeqRange = tuple[int, int]
+
+
+class Receipt(BaseModel):
+    """The cloud's word that these seqs of this stream are durably stored.
+
+    Ranges are inclusive and sorted: ``[[1, 40], [42, 42]]``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = V
+    stream: str
+    ranges: list[SeqRange] = Field(min_length=1, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> Receipt:
+        for lo, hi in self.ranges:
+            if lo < 1 or hi < lo:
+                raise ValueError(f"range [{lo}, {hi}] is not 1 <= low <= high")
+        return self
+
+    @classmethod
+    def of(cls, stream: str, seqs: Any) -> Receipt:
+        """Build a receipt from any iterable of seqs, merging them into ranges."""
+        return cls(stream=stream, ranges=to_ranges(seqs))
+
+    def covers(self, seq: int) -> bool:
+        return any(lo <= seq <= hi for lo, hi in self.ranges)
+
+
+def to_ranges(seqs: Any) -> list[SeqRange]:
+    """Collapse seqs into sorted inclusive ranges.
+
+    >>> to_ranges([5, 1, 2, 3, 7, 6, 10])
+    [(1, 3), (5, 7), (10, 10)]
+    """
+    out: list[SeqRange] = []
+    for s in sorted(set(seqs)):
+        if out and s == out[-1][1] + 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
+
+
+ONLINE = b"online"
+OFFLINE = b"offline"
