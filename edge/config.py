@@ -95,7 +95,7 @@ class BleSection(_Section):
 
 
 class SimulationSection(_Section):
-    """Simulated sensors for demos and tests: mock pins and a simulated radio, driven by scenarios."""
+    """Simulated sensors for demos and tests: mock pins and a simulated radio, by scenario."""
 
     enabled: bool = False
     seed: int = 1

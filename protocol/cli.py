@@ -43,19 +43,10 @@ def main() -> None:
     """Console entry point: a project error is one line on stderr and exit status 2."""
     _register()
     try:
-        app(standalone_mode=False)
+        app()
     except MachikadoError as exc:
         print(f"machikado: {exc}", file=sys.stderr)
         sys.exit(2)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

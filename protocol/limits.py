@@ -1,4 +1,4 @@
-"""Hard limits of the wire contract v1, enforced by nodes before sending and by the cloud on receipt.
+"""Hard limits of the wire contract v1, enforced by nodes before sending and by the cloud.
 
 They are deliberately tight: a city's broker and store are shared by every trial, and one
 misbehaving node must not be able to fill either. Change them only together with ``V``.

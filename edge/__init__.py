@@ -1,0 +1,1 @@
+"""The node runtime on a Raspberry Pi: config, durable outbox, MQTT link, sensor agents."""
