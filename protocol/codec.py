@@ -25,7 +25,12 @@ M = TypeVar("M", bound=BaseModel)
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "[key]":
+            out += " (the key)"
+        else:
+            out += f".{part}" if out else part
     return out or "message"
 
 

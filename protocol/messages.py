@@ -19,11 +19,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     PlainSerializer,
+    StringConstraints,
     field_validator,
     model_validator,
 )
@@ -58,21 +60,57 @@ def _to_utc(at: datetime) -> datetime:
 #: A timezone-aware instant, stored in UTC and written with microseconds.
 UtcTime = Annotated[AwareDatetime, PlainSerializer(format_time, return_type=str)]
 
-FieldValue = bool | int | float | str
+#: Measurement names, tag keys and field keys (the pattern also goes into the JSON Schema).
+Key = Annotated[str, StringConstraints(pattern=KEY.pattern)]
+NodeId = Annotated[str, StringConstraints(pattern=NODE_ID.pattern)]
+StreamId = Annotated[str, StringConstraints(pattern=STREAM_ID.pattern)]
 
 
-def _check_key(key: str, what: str) -> str:
-    if not KEY.fullmatch(key):
-        raise ValueError(f"{what} {key[:80]!r} must match {KEY.pattern}")
+def _no_control(value: str) -> str:
+    if CONTROL.search(value):
+        raise ValueError("holds a control character")
+    return value
+
+
+def _not_reserved_tag(key: str) -> str:
+    if key in RESERVED_TAGS:
+        raise ValueError(f"tag key {key!r} is reserved for the cloud")
     return key
 
 
-def _check_text(value: str, what: str, max_len: int) -> str:
-    if len(value) > max_len:
-        raise ValueError(f"{what} is {len(value)} characters, more than {max_len}")
-    if CONTROL.search(value):
-        raise ValueError(f"{what} holds a control character")
+def _not_reserved_field(key: str) -> str:
+    if key in RESERVED_FIELDS:
+        raise ValueError(f"field key {key!r} is reserved")
+    return key
+
+
+def _field_value(value: bool | int | float | str) -> bool | int | float | str:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{value} does not fit in 64 bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    if isinstance(value, str):
+        if len(value) > _LIM.max_string_field:
+            raise ValueError(
+                f"string of {len(value)} characters, more than {_LIM.max_string_field}"
+            )
+        _no_control(value)
     return value
+
+
+TagKey = Annotated[Key, AfterValidator(_not_reserved_tag)]
+FieldKey = Annotated[Key, AfterValidator(_not_reserved_field)]
+TagValue = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=_LIM.max_tag_value),
+    AfterValidator(_no_control),
+]
+FieldValue = Annotated[bool | int | float | str, AfterValidator(_field_value)]
+Sensor = Annotated[
+    str, StringConstraints(min_length=1, max_length=_LIM.max_sensor), AfterValidator(_no_control)
+]
 
 
 class Reading(BaseModel):
@@ -83,81 +121,24 @@ class Reading(BaseModel):
     '{"m":"visit","at":"2026-11-26T07:00:00.000000Z"'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    m: str = Field(description="Measurement name.")
+    m: Key = Field(description="Measurement name.")
     at: UtcTime = Field(description="When it was measured (UTC, microseconds).")
-    sensor: str | None = Field(default=None, description="Which sensor of the node, if several.")
-    tags: dict[str, str] = Field(default_factory=dict, description="Indexed attributes.")
-    fields: dict[str, FieldValue] = Field(
-        description="The values: finite numbers, booleans, short strings."
+    sensor: Sensor | None = Field(default=None, description="Which sensor of the node, if several.")
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict, max_length=_LIM.max_tags, description="Indexed attributes."
     )
-
-    @field_validator("m")
-    @classmethod
-    def _m(cls, v: str) -> str:
-        return _check_key(v, "measurement")
+    fields: dict[FieldKey, FieldValue] = Field(
+        min_length=1,
+        max_length=_LIM.max_fields,
+        description="The values: finite numbers, booleans, short strings.",
+    )
 
     @field_validator("at")
     @classmethod
     def _at(cls, v: datetime) -> datetime:
         return _to_utc(v)
-
-    @field_validator("sensor")
-    @classmethod
-    def _sensor(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        if not v:
-            raise ValueError("sensor is empty; leave it out instead")
-        return _check_text(v, "sensor", _LIM.max_sensor)
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v: dict[str, str]) -> dict[str, str]:
-        problems: list[str] = []
-        if len(v) > _LIM.max_tags:
-            problems.append(f"{len(v)} tags, more than {_LIM.max_tags}")
-        for key, value in v.items():
-            try:
-                _check_key(key, "tag key")
-                if key in RESERVED_TAGS:
-                    raise ValueError(f"tag key {key!r} is reserved for the cloud")
-                if not value:
-                    raise ValueError(f"tag {key!r} is empty")
-                _check_text(value, f"tag {key!r}", _LIM.max_tag_value)
-            except ValueError as exc:
-                problems.append(str(exc))
-        if problems:
-            raise ValueError("; ".join(problems))
-        return v
-
-    @field_validator("fields")
-    @classmethod
-    def _fields(cls, v: dict[str, FieldValue]) -> dict[str, FieldValue]:
-        problems: list[str] = []
-        if not v:
-            problems.append("a reading needs at least one field")
-        if len(v) > _LIM.max_fields:
-            problems.append(f"{len(v)} fields, more than {_LIM.max_fields}")
-        for key, value in v.items():
-            try:
-                _check_key(key, "field key")
-                if key in RESERVED_FIELDS:
-                    raise ValueError(f"field key {key!r} is reserved")
-                if isinstance(value, bool):
-                    continue
-                if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
-                    raise ValueError(f"field {key!r} = {value} does not fit in 64 bits")
-                if isinstance(value, float) and not math.isfinite(value):
-                    raise ValueError(f"field {key!r} is {value}, not a finite number")
-                if isinstance(value, str):
-                    _check_text(value, f"field {key!r}", _LIM.max_string_field)
-            except ValueError as exc:
-                problems.append(str(exc))
-        if problems:
-            raise ValueError("; ".join(problems))
-        return v
 
 
 class Envelope(BaseModel):
@@ -166,25 +147,11 @@ class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     v: Literal[1] = Field(default=V, description="Schema version.")
-    node: str = Field(description="The node's id, equal to its MQTT username and topic level.")
-    stream: str = Field(description="Id of the node's outbox; a new outbox is a new stream.")
+    node: NodeId = Field(description="The node's id, equal to its MQTT username and topic level.")
+    stream: StreamId = Field(description="Id of the node's outbox; a new outbox is a new stream.")
     seq: int = Field(ge=1, le=INT64_MAX, description="1, 2, 3 ... within the stream, never reused.")
     sent_at: UtcTime = Field(description="When this copy was sent (a resend gets a new time).")
     readings: list[Reading] = Field(min_length=1, max_length=_LIM.max_readings)
-
-    @field_validator("node")
-    @classmethod
-    def _node(cls, v: str) -> str:
-        if not NODE_ID.fullmatch(v):
-            raise ValueError(f"node id {v[:80]!r} must match {NODE_ID.pattern}")
-        return v
-
-    @field_validator("stream")
-    @classmethod
-    def _stream(cls, v: str) -> str:
-        if not STREAM_ID.fullmatch(v):
-            raise ValueError(f"stream id {v[:80]!r} must match {STREAM_ID.pattern}")
-        return v
 
     @field_validator("sent_at")
     @classmethod
@@ -201,20 +168,19 @@ class Birth(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     v: Literal[1] = V
-    node: str
+    node: NodeId
     kind: NodeKind
-    software: str = Field(description="machikado version running on the node.")
-    config_digest: str = Field(description="SHA-256 of the node's effective config, hex.")
-    sensors: list[str] = Field(default_factory=list, description="Sensors the node reads.")
-    stream: str
+    software: Annotated[str, StringConstraints(max_length=64)] = Field(
+        description="machikado version running on the node."
+    )
+    config_digest: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] = Field(
+        description="SHA-256 of the node's effective config, hex."
+    )
+    sensors: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=256, description="Sensors the node reads."
+    )
+    stream: StreamId
     boot_at: UtcTime
-
-    @field_validator("node")
-    @classmethod
-    def _node(cls, v: str) -> str:
-        if not NODE_ID.fullmatch(v):
-            raise ValueError(f"node id {v[:80]!r} must match {NODE_ID.pattern}")
-        return v
 
 
 SeqRange = tuple[int, int]
@@ -229,7 +195,7 @@ class Receipt(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     v: Literal[1] = V
-    stream: str
+    stream: StreamId
     ranges: list[SeqRange] = Field(min_length=1, max_length=10_000)
 
     @model_validator(mode="after")
