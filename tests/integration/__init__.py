@@ -1,0 +1,1 @@
+"""Tests against real services: the Mosquitto broker and the InfluxDB store."""
