@@ -101,6 +101,10 @@ class SimulationSection(_Section):
     seed: int = 1
     #: Scenario time runs this many times faster than the wall clock.
     speed: float = Field(default=1.0, gt=0)
+    #: Synthetic ``synthetic`` readings per second, on top of the agents (benchmarks, soak tests).
+    synthetic_rate: float = Field(default=0.0, ge=0)
+    #: Stop the synthetic readings after this many; 0 means never.
+    synthetic_count: int = Field(default=0, ge=0)
 
 
 class HealthSection(_Section):

@@ -1,0 +1,395 @@
+"""The node runtime: agents -> outbox -> MQTT link, and receipts back into the outbox.
+
+Everything runs on one asyncio loop. Agents emit readings; the runtime buffers them in the
+outbox and commits every ``outbox.commit_window_ms`` (one fsync for many readings), or at once
+for an urgent reading such as a help call. The sender hands due envelopes to the link, never
+more than ``mqtt.max_inflight`` unacknowledged at a time; envelopes made since the current
+connection came up (live) always go first, and older ones (a backlog after an outage) drain at
+``mqtt.backlog_rate`` readings per second on top. An envelope leaves the outbox only when a
+receipt from the cloud covers it; one that no receipt covers within ``mqtt.resend_after_s`` is
+sent again, and after every reconnect everything held is due again at once. The cloud stores
+idempotently, so a resend can never count twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import structlog
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.config import NodeConfig
+from edge.errors import OutboxFull
+from edge.hardware_setup import open_hardware
+from edge.link import MqttLink
+from edge.outbox import Outbox, OutboxRow
+from protocol import Birth, InvalidMessage, Reading, Receipt, encode_envelope, parse_message
+
+log = structlog.get_logger(__name__)
+
+#: The same kind of alarm becomes a reading at most this often (the log gets every one).
+ALARM_READING_EVERY_S = 60.0
+#: How often the runtime writes its status file and checks for envelopes due again.
+TICK_S = 0.5
+
+
+def software_version() -> str:
+    try:
+        return version("machikado")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+def status_path(config: NodeConfig) -> Path:
+    """Where the running agent writes its link state for ``machikado edge status``."""
+    return config.outbox_path.with_name("status.json")
+
+
+class TokenBucket:
+    """Readings per second for the backlog; a burst of one second's worth.
+
+    >>> b = TokenBucket(100.0, now=0.0)
+    >>> b.take(150, now=0.0), b.available(now=0.5)
+    (True, 0.0)
+    """
+
+    def __init__(self, rate: float, *, now: float) -> None:
+        self.rate = rate
+        self._tokens = rate
+        self._at = now
+
+    def available(self, *, now: float) -> float:
+        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        return self._tokens
+
+    def take(self, n: int, *, now: float) -> bool:
+        if self.available(now=now) <= 0:
+            return False
+        self._tokens -= n
+        return True
+
+
+class NodeRuntime:
+    """One node: its agents, outbox and MQTT link, until ``stop`` is set.
+
+    >>> # runtime = NodeRuntime(load_config(path)); asyncio.run(runtime.run(stop))
+    """
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        outbox: Outbox | None = None,
+        extra_agents: Sequence[Any] = (),
+    ) -> None:
+        self.config = config
+        self.node = config.node.id
+        self.outbox = outbox or Outbox(
+            config.outbox_path,
+            node=self.node,
+            readings_per_envelope=config.outbox.readings_per_envelope,
+            max_readings=config.outbox.max_readings,
+            when_full=config.outbox.when_full,
+        )
+        self.boot_at = datetime.now(UTC)
+        self.link = MqttLink(
+            config.mqtt,
+            node=self.node,
+            username=config.mqtt_username,
+            birth=self._birth_payload,
+            handler=self,
+        )
+        self._extra_agents = list(extra_agents)
+        self.agents: list[Any] = []
+        self._inflight: dict[int, OutboxRow] = {}
+        self._receipts: list[bytes] = []
+        self._wake = asyncio.Event()
+        self._commit_now = asyncio.Event()
+        self._connected_at: float | None = None
+        self._bucket = TokenBucket(config.mqtt.backlog_rate, now=time.monotonic())
+        self._alarm_at: dict[str, float] = {}
+        self._simulation: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
+        self.counters = {"refused_by_outbox": 0, "bad_receipts": 0, "alarms": 0}
+        self._log = log.bind(node=self.node, stream=self.outbox.stream)
+
+    # ------------------------------------------------------------ agents' side
+    def emit(self, reading: Reading, *, urgent: bool = False) -> None:
+        """Accept a reading from an agent (on the loop thread)."""
+        try:
+            self.outbox.append(reading)
+        except OutboxFull:
+            self.counters["refused_by_outbox"] += 1
+            self._log.warning("reading_refused_outbox_full", m=reading.m)
+            return
+        if urgent or self.outbox.buffered >= self.config.outbox.readings_per_envelope:
+            self._commit_now.set()
+
+    def _birth_payload(self) -> bytes:
+        sensors = sorted({s for a in self.agents for s in getattr(a, "sensors", ())})
+        birth = Birth(
+            node=self.node,
+            kind=self.config.node.kind,
+            software=software_version(),
+            config_digest=self.config.digest(),
+            sensors=sensors,
+            stream=self.outbox.stream,
+            boot_at=self.boot_at,
+        )
+        return birth.model_dump_json().encode()
+
+    # -------------------------------------------------------------- link side
+    def on_connected(self) -> None:
+        self._connected_at = time.time()
+        self._inflight.clear()
+        self.outbox.forget_sent()
+        self._wake.set()
+
+    def on_disconnected(self) -> None:
+        self._connected_at = None
+        self._inflight.clear()
+
+    def on_ack(self, mid: int, reason: ReasonCode | None) -> None:
+        row = self._inflight.pop(mid, None)
+        if reason is not None and reason.is_failure:
+            seq = row.seq if row else None
+            self._log.error("publish_refused", seq=seq, reason=str(reason), code=reason.value)
+            self.on_alarm("publish_refused", f"seq {seq}: {reason}", reason.value)
+        self._wake.set()
+
+    def on_receipt(self, payload: bytes) -> None:
+        self._receipts.append(payload)
+        self._wake.set()
+
+    def on_command(self, name: str, payload: bytes) -> None:
+        self._log.info("command", name=name)
+        if name == "rebirth":
+            self.link.publish_birth()
+        else:
+            self._log.warning("unknown_command", name=name)
+
+    def on_alarm(self, kind: str, detail: str, code: int) -> None:
+        """Something the node cannot fix by itself: logged always, a reading now and then."""
+        self.counters["alarms"] += 1
+        self._log.error("alarm", kind=kind, detail=detail, code=code)
+        now = time.monotonic()
+        if now - self._alarm_at.get(kind, -ALARM_READING_EVERY_S) >= ALARM_READING_EVERY_S:
+            self._alarm_at[kind] = now
+            self.emit(
+                Reading(
+                    m="node_alarm",
+                    at=datetime.now(UTC),
+                    fields={"kind": kind, "detail": detail[:200], "code": code},
+                ),
+                urgent=True,
+            )
+
+    def link_stats(self) -> dict[str, int | float | bool]:
+        numbers = self.link.stats.numbers()
+        numbers["inflight"] = len(self._inflight)
+        numbers.update(self.counters)
+        return numbers
+
+    # ------------------------------------------------------------------ tasks
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run agents, committer, sender and link until ``stop``; then flush and close."""
+        self.agents = self._build_agents() + self._extra_agents
+        self._log.info(
+            "node_starting", kind=self.config.node.kind, agents=[a.name for a in self.agents]
+        )
+        tasks = [
+            asyncio.create_task(self.link.run(stop), name="link"),
+            asyncio.create_task(self._committer(stop), name="committer"),
+            asyncio.create_task(self._sender(stop), name="sender"),
+            asyncio.create_task(self._housekeeping(stop), name="housekeeping"),
+        ]
+        tasks += [asyncio.create_task(a.run(stop), name=f"agent-{a.name}") for a in self.agents]
+        if self._simulation is not None:
+            tasks.append(asyncio.create_task(self._simulation(stop), name="simulation"))
+        sd_notify("READY=1")
+        try:
+            await stop.wait()
+        finally:
+            for a in self.agents:
+                with contextlib.suppress(Exception):
+                    a.close()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            seqs = self.outbox.commit()
+            self._write_status()
+            stats = self.outbox.stats()
+            self.outbox.close()
+            self._log.info(
+                "node_stopped",
+                committed_at_exit=len(seqs),
+                last_seq=stats.last_seq,
+                pending_rows=stats.pending_rows,
+            )
+
+    def _build_agents(self) -> list[Any]:
+        from edge.agents import AgentContext, build_agents
+
+        hw = open_hardware(self.config)
+        self._simulation = hw.simulation
+        ctx = AgentContext(
+            node=self.node,
+            config=self.config,
+            emit=self.emit,
+            pin_factory=hw.pin_factory,
+            radio=hw.radio,
+            outbox_stats=self.outbox.stats,
+            link_stats=self.link_stats,
+            clock=lambda: datetime.now(UTC),
+        )
+        agents: list[Any] = list(build_agents(ctx))
+        if self.config.simulation.synthetic_rate > 0:
+            from edge.synthetic import SyntheticAgent
+
+            agents.append(SyntheticAgent(self.config.simulation, emit=self.emit))
+        return agents
+
+    async def _committer(self, stop: asyncio.Event) -> None:
+        window = self.config.outbox.commit_window_ms / 1000
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._commit_now.wait(), window)
+            self._commit_now.clear()
+            if self.outbox.buffered:
+                seqs = await asyncio.to_thread(self.outbox.commit)
+                if seqs:
+                    self._wake.set()
+
+    async def _sender(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK_S)
+            self._wake.clear()
+            if self._receipts:
+                await self._apply_receipts()
+            if self.link.connected and self._connected_at is not None:
+                await self._send_due()
+
+    async def _apply_receipts(self) -> None:
+        batch, self._receipts = self._receipts, []
+        receipts: list[Receipt] = []
+        for payload in batch:
+            try:
+                receipts.append(parse_message(Receipt, payload))
+            except InvalidMessage as exc:
+                self.counters["bad_receipts"] += 1
+                self._log.warning("bad_receipt", reasons=list(exc.reasons))
+
+        def apply() -> int:
+            return sum(self.outbox.receipt(r.stream, r.ranges) for r in receipts)
+
+        if receipts:
+            await asyncio.to_thread(apply)
+
+    async def _send_due(self) -> None:
+        cfg = self.config
+        room = cfg.mqtt.max_inflight - len(self._inflight)
+        if room <= 0 or self._connected_at is None:
+            return
+        per = cfg.outbox.readings_per_envelope
+        now = time.time()
+        live = await asyncio.to_thread(
+            self.outbox.due,
+            now=now,
+            resend_after=cfg.mqtt.resend_after_s,
+            limit_readings=room * per,
+            created_since=self._connected_at,
+        )
+        rows = live[:room]
+        room -= len(rows)
+        mono = time.monotonic()
+        budget = int(self._bucket.available(now=mono))
+        if room > 0 and budget > 0:
+            backlog = await asyncio.to_thread(
+                self.outbox.due,
+                now=now,
+                resend_after=cfg.mqtt.resend_after_s,
+                limit_readings=min(budget, room * per),
+                created_before=self._connected_at,
+            )
+            backlog = backlog[:room]
+            self._bucket.take(sum(r.n_readings for r in backlog), now=mono)
+            rows += backlog
+        if not rows:
+            return
+        sent: list[int] = []
+        topic = self.link.topics.data(self.node)
+        sent_at = datetime.now(UTC)
+        for row in rows:
+            payload = encode_envelope(
+                node=self.node,
+                stream=self.outbox.stream,
+                seq=row.seq,
+                sent_at=sent_at,
+                readings_json=row.readings_json,
+            )
+            mid = self.link.publish(topic, payload)
+            if mid is None:
+                break
+            self._inflight[mid] = row
+            sent.append(row.seq)
+        if sent:
+            await asyncio.to_thread(self.outbox.mark_sent, sent)
+            if len(rows) == len(sent) and (
+                len(rows) >= cfg.mqtt.max_inflight or self._bucket.available(now=mono) > 0
+            ):
+                self._wake.set()
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        watchdog = _watchdog_interval()
+        last_ping = 0.0
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TICK_S)
+            self._write_status()
+            now = time.monotonic()
+            if watchdog and now - last_ping >= watchdog:
+                sd_notify("WATCHDOG=1")
+                last_ping = now
+
+    def _write_status(self) -> None:
+        path = status_path(self.config)
+        data = {
+            "pid": os.getpid(),
+            "written_at": time.time(),
+            "boot_at": self.boot_at.isoformat(),
+            "link": {**self.link_stats(), "protocol": self.link.stats.protocol},
+        }
+        tmp = path.with_suffix(".tmp")
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            tmp.replace(path)
+
+
+def _watchdog_interval() -> float:
+    usec = os.environ.get("WATCHDOG_USEC")
+    return int(usec) / 2e6 if usec and usec.isdigit() else 0.0
+
+
+def sd_notify(message: str, *, env: Callable[[str], str | None] = os.environ.get) -> bool:
+    """Tell systemd (Type=notify, WatchdogSec) how the service is; a no-op elsewhere."""
+    addr = env("NOTIFY_SOCKET")
+    if not addr:
+        return False
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(addr)
+            sock.sendall(message.encode())
+        except OSError:
+            return False
+    return True
