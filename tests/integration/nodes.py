@@ -28,6 +28,7 @@ def write_node_config(
     rate: float = 200.0,
     count: int = 0,
     resend_after_s: float = 30.0,
+    backlog_rate: float = 5000.0,
     protocol: str = "auto",
     extra: str = "",
 ) -> Path:
@@ -50,6 +51,7 @@ protocol = "{protocol}"
 reconnect_min_s = 0.2
 reconnect_max_s = 1.0
 resend_after_s = {resend_after_s}
+backlog_rate = {backlog_rate}
 keepalive_s = 5
 
 [outbox]
