@@ -19,7 +19,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -379,9 +379,9 @@ def _watchdog_interval() -> float:
     return int(usec) / 2e6 if usec and usec.isdigit() else 0.0
 
 
-def sd_notify(message: str, *, env: Callable[[str], str | None] = os.environ.get) -> bool:
+def sd_notify(message: str, *, env: Mapping[str, str] | None = None) -> bool:
     """Tell systemd (Type=notify, WatchdogSec) how the service is; a no-op elsewhere."""
-    addr = env("NOTIFY_SOCKET")
+    addr = (os.environ if env is None else env).get("NOTIFY_SOCKET")
     if not addr:
         return False
     if addr.startswith("@"):

@@ -83,20 +83,28 @@ def wait_for(what: str, predicate: Callable[[], bool], timeout: float) -> None:
 class NodeProcess:
     """``python -m protocol.cli edge run --config PATH`` as a child process."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(
+        self, config: Path, *, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> None:
         self.config = config
-        self.cfg = load_config(config)
-        self.log = config.with_suffix(".log")
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        saved = os.environ.copy()
+        os.environ.update(env or {})
+        try:  # the node applies the same MACHIKADO_* overrides
+            self.cfg = load_config(config)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        self.log = log or config.with_suffix(".log")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> NodeProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "protocol.cli", "edge", "run", "--config", str(self.config)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env=self.env,
             )
         wait_for("the node's outbox", self._outbox_ready, 20)
         return self
@@ -148,6 +156,7 @@ class NodeProcess:
             capture_output=True,
             check=True,
             timeout=30,
+            env=self.env,
         )
         return dict(json.loads(out.stdout))
 
