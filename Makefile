@@ -4,9 +4,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS := node,demo,dev
-# Debian packages the tests start for real (the broker and the store of record).
-DEBIAN_PACKAGES := mosquitto influxdb
+EXTRAS := node,cloud,kiosk,demo,dev
+# Debian packages the tests use for real: the broker and the store of record; Mesa's EGL and
+# GLES for the kiosk rendered offscreen; CJK fonts for Japanese and Chinese screens; espeak-ng
+# for the kiosk's read-aloud button.
+DEBIAN_PACKAGES := mosquitto influxdb libegl1 libgles2 libgl1-mesa-dri fonts-noto-cjk espeak-ng
 
 .PHONY: demo test lint typecheck pytest bench system-deps venv lock clean
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from edge.agents.base import Emit
 from edge.config import SimulationSection
@@ -35,19 +35,21 @@ class SyntheticAgent:
 
     async def run(self, stop: asyncio.Event) -> None:
         start = time.monotonic()
+        # Each reading is stamped with its place in the schedule, so no two share a timestamp:
+        # the store keeps one point per series and instant, and every reading must count.
+        epoch = datetime.now(UTC) - timedelta(seconds=self.produced / self.rate)
         while not stop.is_set() and (self.count == 0 or self.produced < self.count):
             # Catch up to the schedule in one go, so the rate holds however the loop is scheduled.
             due = int((time.monotonic() - start) * self.rate) + 1
             if self.count:
                 due = min(due, self.count)
-            now = datetime.now(UTC)
             while self.produced < due:
                 self.produced += 1
                 n = self.produced
                 self.emit(
                     Reading(
                         m="synthetic",
-                        at=now,
+                        at=epoch + timedelta(microseconds=round((n - 1) * 1e6 / self.rate)),
                         sensor="synthetic",
                         fields={"n": n, "value": math.sin(n / 10.0)},
                     )
