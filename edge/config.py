@@ -153,6 +153,45 @@ class StationSection(_Section):
     stale_after_s: float = Field(default=300.0, gt=0)
 
 
+class KioskSection(_Section):
+    """The resident kiosk: window, fonts, idle timing, read-aloud, protocol and content files."""
+
+    #: Fullscreen on the Pi's touch screen; a desktop window otherwise.
+    fullscreen: bool = False
+    width: int = Field(default=1280, ge=320, le=7680)
+    height: int = Field(default=800, ge=240, le=4320)
+    #: Japanese, Chinese and Korean text; Debian's and Raspberry Pi OS's fonts-noto-cjk.
+    font_cjk: Path = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+    #: English and Vietnamese (needs Vietnamese diacritics); fonts-dejavu-core.
+    font_latin: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    default_language: str = "ja"
+    #: No touch for this long shows the countdown ...
+    idle_s: float = Field(default=90.0, gt=0)
+    #: ... which wipes the session after this long unless someone asks for more time.
+    warning_s: float = Field(default=30.0, gt=0)
+    #: The read-aloud command; ``{text}`` and ``{voice}`` are replaced, no shell involved.
+    tts_command: list[str] = Field(
+        default_factory=lambda: ["espeak-ng", "-v", "{voice}", "{text}"]
+    )
+    #: None means the shipped sample (not clinically reviewed): a city replaces it.
+    triage_protocol: Path | None = None
+    #: None means the shipped sample content pack.
+    content_pack: Path | None = None
+    #: The consultation service's X25519 public key, base64; requests are sealed to it.
+    consult_public_key: str = ""
+    #: Where a phone fetches the doctor's answer: the QR code shows ``<consult_url><ticket>?c=``.
+    consult_url: str = "https://consult.example.org/t/"
+
+    @field_validator("tts_command")
+    @classmethod
+    def _tts(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("needs at least the program to run, e.g. ['espeak-ng', '{text}']")
+        if not any("{text}" in part for part in v):
+            raise ValueError("no argument contains {text}, so nothing would be read aloud")
+        return v
+
+
 class NodeConfig(BaseSettings):
     """The whole node config."""
 
@@ -174,6 +213,7 @@ class NodeConfig(BaseSettings):
     restroom: RestroomSection = RestroomSection()
     mobility: MobilitySection = MobilitySection()
     station: StationSection = StationSection()
+    kiosk: KioskSection = KioskSection()
 
     @classmethod
     def settings_customise_sources(

@@ -3,9 +3,11 @@
 paho's socket is served by the event loop itself (paho's external-loop callbacks, the pattern
 aiomqtt uses), so every callback, publish and ack happens on the loop thread and the runtime
 needs no locks. The link connects with MQTT 5 and falls back to 3.1.1 when the broker refuses
-the protocol version; reconnects with exponential backoff and full jitter, so a fleet does not
-reconnect in step after a broker restart; announces the node with a retained birth and
-``online`` state, leaves ``offline`` as its last will, and re-subscribes on every connect.
+the protocol version or, before any MQTT 5 connect has worked, leaves the CONNECT unanswered
+(see :data:`CONNACK_TIMEOUT_S`); reconnects with exponential backoff and full jitter, so a
+fleet does not reconnect in step after a broker restart; announces the node with a retained
+birth and ``online`` state, leaves ``offline`` as its last will, and re-subscribes on every
+connect.
 
 The link only moves bytes. What to send, and what an ack or receipt means for the outbox, is
 the runtime's business (see :mod:`edge.runtime`).
@@ -36,6 +38,11 @@ log = structlog.get_logger(__name__)
 
 #: CONNACK reason of an MQTT 5 broker that does not speak MQTT 5 (and 3.1.1's return code 1).
 UNSUPPORTED_PROTOCOL = 132
+#: How long an MQTT 5 CONNECT may go unanswered before ``auto`` tries 3.1.1 instead. A 3.1.1-only
+#: broker does not always say so: amqtt 0.12 misreads the MQTT 5 properties of a CONNECT that
+#: carries a will or a username as payload, logs "Failed to initialize client session" and
+#: neither answers nor closes the socket. Any working broker answers a CONNECT well within this.
+CONNACK_TIMEOUT_S = 10.0
 #: CONNACK reasons that mean our credentials or ACL are wrong: an alarm, not a network blip.
 AUTH_REFUSED = frozenset({134, 135, 4, 5})
 
@@ -108,6 +115,7 @@ class MqttLink:
         birth: Callable[[], bytes],
         handler: LinkHandler,
         rng: random.Random | None = None,
+        on_consult: Callable[[tuple[str, ...], bytes], None] | None = None,
     ) -> None:
         self.settings = settings
         self.node = node
@@ -115,6 +123,8 @@ class MqttLink:
         self.topics = Topics(settings.prefix)
         self._birth = birth
         self._handler = handler
+        # A kiosk's consultation traffic (consult/accepted, consult/reply); None: not subscribed.
+        self._on_consult = on_consult
         self._rng = rng or random.Random()
         self._protocol: Literal["5", "3.1.1"] = "3.1.1" if settings.protocol == "3.1.1" else "5"
         self._client: mqtt.Client | None = None
@@ -125,6 +135,12 @@ class MqttLink:
         self.stats = LinkStats()
         self._was_up = False
         self._fallback = False
+        # Whether the broker answered this session's CONNECT at all (accepted or refused).
+        self._answered: asyncio.Event | None = None
+        # An MQTT 5 session has worked: from then on silence is the network, not the protocol.
+        self._v5_worked = False
+        # The fallback to 3.1.1 was a guess from silence, not the broker's word.
+        self._fell_back_on_silence = False
         self._log = log.bind(node=node)
 
     # ----------------------------------------------------------------- public
@@ -194,6 +210,9 @@ class MqttLink:
             self._teardown(client)
             return "failed"
         self._misc = asyncio.create_task(self._misc_loop(client))
+        if self._probing_v5() and not await self._answered_in_time(stop):
+            self.stats.connect_failures += 1
+            self._fall_back(f"no CONNACK within {CONNACK_TIMEOUT_S:g} s", guessed=True)
         stopper = asyncio.create_task(stop.wait())
         closed = asyncio.create_task(self._closed.wait())
         try:
@@ -205,10 +224,51 @@ class MqttLink:
             closed.cancel()
             was_up = self._was_up
             self._teardown(client)
+        assert self._answered is not None
+        if not self._answered.is_set() and not stop.is_set() and not self._fallback:
+            self._unanswered()
         if self._fallback:
             self._fallback = False
             return "retry-now"
         return "was-up" if was_up else "failed"
+
+    # --------------------------------------------------------------- fallback
+    def _probing_v5(self) -> bool:
+        """Whether this session's CONNECT is ``auto`` asking a broker not yet known for MQTT 5."""
+        return self.settings.protocol == "auto" and self._protocol == "5" and not self._v5_worked
+
+    async def _answered_in_time(self, stop: asyncio.Event) -> bool:
+        """Wait for a CONNACK, the socket closing or ``stop``; False if none came in time."""
+        assert self._answered is not None
+        assert self._closed is not None
+        waits = [asyncio.create_task(e.wait()) for e in (self._answered, self._closed, stop)]
+        try:
+            done, _ = await asyncio.wait(
+                waits, timeout=CONNACK_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for w in waits:
+                w.cancel()
+        return bool(done)
+
+    def _fall_back(self, why: str, *, guessed: bool) -> None:
+        """Retry at once with 3.1.1; ``guessed`` when the broker never said why."""
+        self._log.warning("mqtt5_refused_falling_back", to="3.1.1", why=why)
+        self._protocol = "3.1.1"
+        self._fallback = True
+        self._fell_back_on_silence = guessed
+        self._mark_closed()
+
+    def _unanswered(self) -> None:
+        """A session ended without a CONNACK: maybe the protocol, maybe the network."""
+        self.stats.connect_failures += 1
+        if self._probing_v5():
+            self._fall_back("closed without a CONNACK", guessed=True)
+        elif self._protocol == "3.1.1" and self._fell_back_on_silence:
+            # 3.1.1 got no answer either, so the silence was not about MQTT 5: ask with 5 again.
+            self._log.info("mqtt_fallback_undone", to="5")
+            self._protocol = "5"
+            self._fell_back_on_silence = False
 
     async def _say_goodbye(self, client: mqtt.Client) -> None:
         # A clean DISCONNECT discards the will, so publish the offline state ourselves.
@@ -290,6 +350,7 @@ class MqttLink:
         client.on_socket_unregister_write = self._on_unregister_write
         self._was_up = False
         self._fallback = False
+        self._answered = asyncio.Event()
         return client
 
     # paho's external-loop hooks: the socket is served by asyncio.
@@ -324,9 +385,13 @@ class MqttLink:
         if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
             self._mark_closed()
 
-    def _on_socket_close(self, _c: mqtt.Client, _u: Any, sock: Any) -> None:
+    def _on_socket_close(self, client: mqtt.Client, _u: Any, sock: Any) -> None:
         self._in_loop(self._unwatch, sock)
-        self._in_loop(self._mark_closed)
+        # A client of an earlier session closes its socket again when it is garbage-collected
+        # (paho's __del__); that must not end the session that replaced it, such as the 3.1.1
+        # retry right after a fallback.
+        if client is self._client:
+            self._in_loop(self._mark_closed)
 
     def _unwatch(self, sock: socket.socket) -> None:
         assert self._loop is not None
@@ -361,6 +426,8 @@ class MqttLink:
         _props: Properties | None,
     ) -> None:
         code = reason.value
+        if self._answered is not None:
+            self._answered.set()
         if reason.is_failure:
             self.stats.connect_failures += 1
             if (
@@ -368,9 +435,8 @@ class MqttLink:
                 and self.settings.protocol == "auto"
                 and (code == UNSUPPORTED_PROTOCOL)
             ):
-                self._log.warning("mqtt5_refused_falling_back", to="3.1.1")
-                self._protocol = "3.1.1"
-                self._fallback = True
+                self._fall_back(str(reason), guessed=False)
+                return
             elif code in AUTH_REFUSED:
                 self._handler.on_alarm("connect_refused", str(reason), code)
                 self._log.error("mqtt_connect_refused", reason=str(reason), code=code)
@@ -382,9 +448,16 @@ class MqttLink:
         self.stats.connects += 1
         self.stats.protocol = self._protocol
         self._was_up = True
+        if self._protocol == "5":
+            self._v5_worked = True
+        else:
+            # A 3.1.1 broker answered: the fallback, however it came about, was right.
+            self._fell_back_on_silence = False
         t = self.topics
         client.subscribe(t.receipt(self.node), qos=1)
         client.subscribe(t.cmd(self.node, "+"), qos=1)
+        if self._on_consult is not None:
+            client.subscribe(t.consult(self.node, "#"), qos=1)
         client.publish(t.birth(self.node), self._birth(), qos=1, retain=True)
         client.publish(t.state(self.node), ONLINE, qos=1, retain=True)
         self._log.info("mqtt_connected", protocol=self._protocol, host=self.settings.host)
@@ -440,3 +513,5 @@ class MqttLink:
             self._handler.on_receipt(bytes(msg.payload))
         elif parts.kind == "cmd" and parts.rest:
             self._handler.on_command(parts.rest[0], bytes(msg.payload))
+        elif parts.kind == "consult" and self._on_consult is not None:
+            self._on_consult(parts.rest, bytes(msg.payload))

@@ -7,9 +7,15 @@ a reading counts as accepted: it survives ``kill -9`` and power loss. The MQTT l
 :meth:`Outbox.due` rows, records the hand-out with :meth:`Outbox.mark_sent`, and deletes rows
 only when the cloud's receipt covers them (:meth:`Outbox.receipt`).
 
+Besides readings it holds other messages that must reach the cloud, such as a kiosk's sealed
+consultation request (:meth:`Outbox.put_message`): each waits under its own key until the cloud
+acknowledges that key (:meth:`Outbox.ack_message`), and is handed out and sent again like an
+envelope. They use no seq and leave the reading counters alone.
+
 Storage is one SQLite file in WAL mode, so ``machikado edge status`` can read
-:meth:`Outbox.read_stats` from another process while the agent writes. Schema version 1
-(``PRAGMA user_version = 1``, ``PRAGMA application_id = 0x6D6B6F62`` "mkob")::
+:meth:`Outbox.read_stats` from another process while the agent writes. Schema version 2
+(``PRAGMA user_version = 2``, ``PRAGMA application_id = 0x6D6B6F62`` "mkob"; a version 1 file
+gets the ``message`` table when it is opened for writing)::
 
     outbox    one row (id = 1): node, stream (uuid4 hex, made with the file), created_at,
               last_seq (the last seq handed out; never decreases, so seqs are never reused),
@@ -20,6 +26,9 @@ Storage is one SQLite file in WAL mode, so ``machikado edge status`` can read
               or made due again by forget_sent)
     index envelope_due (last_sent_at, seq, n_readings, created_at): due() reads only this
               index to choose rows, so a large backlog does not slow each send tick
+    message   id INTEGER PRIMARY KEY, topic_suffix (below the node's topic level, e.g.
+              ``consult/request``), payload, created_at, last_sent_at, attempts, key (UNIQUE:
+              what the cloud's acknowledgement names)
 
 Commits that accept readings run with ``synchronous=FULL``. Hand-outs, ``forget_sent`` and
 receipts run with ``synchronous=NORMAL``: losing the last of those to a power cut only means
@@ -29,6 +38,7 @@ fsync per send tick; the next FULL commit makes them durable too (WAL is written
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -44,13 +54,16 @@ from urllib.parse import quote
 import structlog
 
 from edge.errors import OutboxError, OutboxFull
+from protocol.limits import CONTROL as CONTROL_CHARS
 from protocol.limits import DEFAULT_LIMITS, NODE_ID
 from protocol.messages import Reading
 
 log = structlog.get_logger(__name__)
 
 #: Schema version, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Older schema versions this code reads, and upgrades when it opens the file for writing.
+_UPGRADABLE = frozenset({1})
 #: Marks an SQLite file as a machikado outbox ("mkob"), kept in ``PRAGMA application_id``.
 APPLICATION_ID = 0x6D6B6F62
 #: How long a statement waits for another connection's lock before failing.
@@ -87,9 +100,26 @@ CREATE TABLE envelope (
     last_sent_at REAL
 );
 CREATE INDEX envelope_due ON envelope (last_sent_at, seq, n_readings, created_at);
+{{MESSAGE}};
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
 """
+_MESSAGE_TABLE = """
+CREATE TABLE message (
+    id INTEGER PRIMARY KEY,
+    topic_suffix TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    last_sent_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    key TEXT NOT NULL UNIQUE
+)
+"""
+_SCHEMA = _SCHEMA.replace("{MESSAGE}", _MESSAGE_TABLE.strip())
+#: A message's topic below the node's level: plain levels, no wildcards, no empty level.
+_TOPIC_SUFFIX = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+#: Bound on a message key, which the cloud's acknowledgement repeats.
+_MAX_KEY = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +134,23 @@ class OutboxRow:
     created_at: float
     n_readings: int
     readings_json: bytes
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """One stored message other than readings: where it goes, its bytes and its key.
+
+    >>> OutboxMessage(id=1, topic_suffix="consult/request", payload=b"{}", key="4821-7",
+    ...               created_at=0.0, attempts=0).topic_suffix
+    'consult/request'
+    """
+
+    id: int
+    topic_suffix: str
+    payload: bytes
+    key: str
+    created_at: float
     attempts: int
 
 
@@ -172,7 +219,7 @@ def _identify(conn: sqlite3.Connection, path: Path) -> bool:
             f"{path} is an SQLite file but not a machikado outbox "
             f"(application_id {app_id:#x}, expected {APPLICATION_ID:#x})"
         )
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION and version not in _UPGRADABLE:
         raise OutboxError(
             f"outbox {path} has schema version {version}; this software reads version "
             f"{SCHEMA_VERSION}"
@@ -284,6 +331,10 @@ class Outbox:
         self._conn = _connect(self.path, "rwc")
         try:
             self._stream, self._held = self._open()
+            # Kept in memory so a node with no messages pays no query per send tick.
+            self._messages_held: int = self._conn.execute(
+                "SELECT count(*) FROM message"
+            ).fetchone()[0]
         except BaseException:
             self._conn.close()
             raise
@@ -317,6 +368,8 @@ class Outbox:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+            if conn.execute("PRAGMA user_version").fetchone()[0] in _UPGRADABLE:
+                self._upgrade(conn)
             row = conn.execute("SELECT node, stream FROM outbox WHERE id = 1").fetchone()
             held = conn.execute(
                 "SELECT coalesce(sum(n_readings), 0) FROM envelope INDEXED BY envelope_due"
@@ -346,6 +399,20 @@ class Outbox:
             (self.node, stream, self._clock()),
         )
         log.info("outbox_created", node=self.node, stream=stream, path=str(self.path))
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        """Bring a version 1 file to version 2: add the message table, touch nothing else."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] in _UPGRADABLE:
+                conn.execute(_MESSAGE_TABLE)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        log.info("outbox_upgraded", node=self.node, path=str(self.path), to=SCHEMA_VERSION)
 
     @property
     def stream(self) -> str:
@@ -585,13 +652,103 @@ class Outbox:
                 self._conn.execute("UPDATE outbox SET sent = sent + ? WHERE id = 1", (readings,))
 
     def forget_sent(self) -> None:
-        """Make every held row due again now, as after a reconnect (attempts are kept)."""
+        """Make every held row and message due again now, as after a reconnect (attempts are
+        kept)."""
         with self._db:
             self._check_open()
             with self._transaction("forget hand-outs", synchronous="NORMAL"):
                 self._conn.execute(
                     "UPDATE envelope SET last_sent_at = NULL WHERE last_sent_at IS NOT NULL"
                 )
+                self._conn.execute(
+                    "UPDATE message SET last_sent_at = NULL WHERE last_sent_at IS NOT NULL"
+                )
+
+    # --------------------------------------------------------------- messages
+    def put_message(self, topic_suffix: str, payload: bytes, *, key: str) -> int:
+        """Store a message durably (fsync'd before this returns) until :meth:`ack_message`
+        names ``key``; return its id. ``topic_suffix`` is the topic below the node's level."""
+        if not _TOPIC_SUFFIX.fullmatch(topic_suffix):
+            raise OutboxError(
+                f"message topic suffix {topic_suffix!r} must be levels of letters, digits, "
+                "'_' or '-' joined by '/', such as 'consult/request'"
+            )
+        if not key or len(key) > _MAX_KEY or CONTROL_CHARS.search(key):
+            raise OutboxError(
+                f"message key {key!r} must be 1 to {_MAX_KEY} characters without control characters"
+            )
+        if len(payload) > DEFAULT_LIMITS.max_payload_bytes:
+            raise OutboxError(
+                f"message of {len(payload)} bytes for {topic_suffix!r} is larger than the wire "
+                f"contract's {DEFAULT_LIMITS.max_payload_bytes}"
+            )
+        with self._db:
+            self._check_open()
+            try:
+                with self._transaction("store a message", synchronous="FULL"):
+                    row = self._conn.execute(
+                        "INSERT INTO message (topic_suffix, payload, created_at, key) "
+                        "VALUES (?, ?, ?, ?) RETURNING id",
+                        (topic_suffix, bytes(payload), self._clock(), key),
+                    ).fetchone()
+                self._messages_held += 1
+            except OutboxError as exc:
+                if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                    raise OutboxError(
+                        f"outbox {self.path} already holds a message with key {key!r}"
+                    ) from None
+                raise
+        log.debug("outbox_message_stored", node=self.node, topic_suffix=topic_suffix)
+        return int(row[0])
+
+    def due_messages(self, *, now: float, resend_after: float, limit: int) -> list[OutboxMessage]:
+        """Messages to send now, oldest first: never handed out, or handed out more than
+        ``resend_after`` seconds before ``now``; at most ``limit``."""
+        if limit <= 0 or not self._messages_held:
+            return []
+        with self._db:
+            self._check_open()
+            with self._reading("choose due messages"):
+                rows = self._conn.execute(
+                    "SELECT id, topic_suffix, payload, key, created_at, attempts FROM message "
+                    "WHERE last_sent_at IS NULL OR last_sent_at < ? ORDER BY id LIMIT ?",
+                    (now - resend_after, limit),
+                ).fetchall()
+        return [OutboxMessage(i, t, bytes(p), k, c, a) for i, t, p, k, c, a in rows]
+
+    def mark_messages_sent(self, ids: Sequence[int]) -> None:
+        """Record that these messages were handed to the link now."""
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return
+        with self._db:
+            self._check_open()
+            now = self._clock()
+            with self._transaction("mark messages sent", synchronous="NORMAL"):
+                self._conn.executemany(
+                    "UPDATE message SET last_sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+                    [(now, i) for i in unique],
+                )
+
+    def ack_message(self, key: str) -> bool:
+        """Delete the message the cloud acknowledged under ``key``; False if none is held."""
+        with self._db:
+            self._check_open()
+            with self._transaction("apply a message acknowledgement", synchronous="NORMAL"):
+                gone = self._conn.execute(
+                    "DELETE FROM message WHERE key = ? RETURNING id", (key,)
+                ).fetchall()
+            self._messages_held -= len(gone)
+        log.debug("outbox_message_acked", node=self.node, found=bool(gone))
+        return bool(gone)
+
+    def message_keys(self) -> list[str]:
+        """The keys of the messages held, oldest first."""
+        with self._db:
+            self._check_open()
+            with self._reading("list messages"):
+                rows = self._conn.execute("SELECT key FROM message ORDER BY id").fetchall()
+        return [k for (k,) in rows]
 
     def receipt(self, stream: str, ranges: Sequence[tuple[int, int]]) -> int:
         """Delete the rows of our stream that the inclusive seq ``ranges`` cover; return how

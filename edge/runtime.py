@@ -9,6 +9,13 @@ connection came up (live) always go first, and older ones (a backlog after an ou
 receipt from the cloud covers it; one that no receipt covers within ``mqtt.resend_after_s`` is
 sent again, and after every reconnect everything held is due again at once. The cloud stores
 idempotently, so a resend can never count twice.
+
+A kiosk also sends messages that are not readings (:meth:`NodeRuntime.send_message`, e.g. a
+sealed ``consult/request``): they wait in the outbox under a key, go out ahead of envelopes,
+are sent again like them, and leave the outbox when the cloud publishes
+``{prefix}/v1/{node}/consult/accepted`` with ``{"v": 1, "ticket": key}``. A kiosk's runtime
+subscribes to ``consult/#`` and hands ``consult/reply`` payloads to the callback given to
+:meth:`NodeRuntime.on_consult_reply`.
 """
 
 from __future__ import annotations
@@ -32,8 +39,9 @@ from edge.config import NodeConfig
 from edge.errors import OutboxFull
 from edge.hardware_setup import open_hardware
 from edge.link import MqttLink
-from edge.outbox import Outbox, OutboxRow
+from edge.outbox import Outbox, OutboxMessage, OutboxRow
 from protocol import Birth, InvalidMessage, Reading, Receipt, encode_envelope, parse_message
+from protocol.topics import VERSION_LEVEL
 
 log = structlog.get_logger(__name__)
 
@@ -109,18 +117,27 @@ class NodeRuntime:
             username=config.mqtt_username,
             birth=self._birth_payload,
             handler=self,
+            on_consult=self._on_consult if config.node.kind == "kiosk" else None,
         )
         self._extra_agents = list(extra_agents)
         self.agents: list[Any] = []
         self._inflight: dict[int, OutboxRow] = {}
+        self._inflight_messages: dict[int, OutboxMessage] = {}
         self._receipts: list[bytes] = []
+        self._accepted: list[str] = []
+        self._consult_reply: Callable[[bytes], None] | None = None
         self._wake = asyncio.Event()
         self._commit_now = asyncio.Event()
         self._connected_at: float | None = None
         self._bucket = TokenBucket(config.mqtt.backlog_rate, now=time.monotonic())
         self._alarm_at: dict[str, float] = {}
         self._simulation: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
-        self.counters = {"refused_by_outbox": 0, "bad_receipts": 0, "alarms": 0}
+        self.counters = {
+            "refused_by_outbox": 0,
+            "bad_receipts": 0,
+            "alarms": 0,
+            "bad_consult_messages": 0,
+        }
         self._log = log.bind(node=self.node, stream=self.outbox.stream)
 
     # ------------------------------------------------------------ agents' side
@@ -134,6 +151,16 @@ class NodeRuntime:
             return
         if urgent or self.outbox.buffered >= self.config.outbox.readings_per_envelope:
             self._commit_now.set()
+
+    async def send_message(self, topic_suffix: str, payload: bytes, *, key: str) -> None:
+        """Store a message durably and send it soon, on ``{prefix}/v1/{node}/{topic_suffix}``;
+        it stays in the outbox until the cloud accepts ``key`` (on the loop thread)."""
+        await asyncio.to_thread(self.outbox.put_message, topic_suffix, payload, key=key)
+        self._wake.set()
+
+    def on_consult_reply(self, callback: Callable[[bytes], None] | None) -> None:
+        """Who gets ``consult/reply`` payloads, called on the loop thread; None for nobody."""
+        self._consult_reply = callback
 
     def _birth_payload(self) -> bytes:
         sensors = sorted({s for a in self.agents for s in getattr(a, "sensors", ())})
@@ -152,16 +179,24 @@ class NodeRuntime:
     def on_connected(self) -> None:
         self._connected_at = time.time()
         self._inflight.clear()
+        self._inflight_messages.clear()
         self.outbox.forget_sent()
         self._wake.set()
 
     def on_disconnected(self) -> None:
         self._connected_at = None
         self._inflight.clear()
+        self._inflight_messages.clear()
 
     def on_ack(self, mid: int, reason: ReasonCode | None) -> None:
         row = self._inflight.pop(mid, None)
-        if reason is not None and reason.is_failure:
+        message = self._inflight_messages.pop(mid, None)
+        if message is not None and reason is not None and reason.is_failure:
+            self._log.error(
+                "publish_refused", topic_suffix=message.topic_suffix, reason=str(reason)
+            )
+            self.on_alarm("publish_refused", f"{message.topic_suffix}: {reason}", reason.value)
+        elif reason is not None and reason.is_failure:
             seq = row.seq if row else None
             self._log.error("publish_refused", seq=seq, reason=str(reason), code=reason.value)
             self.on_alarm("publish_refused", f"seq {seq}: {reason}", reason.value)
@@ -170,6 +205,24 @@ class NodeRuntime:
     def on_receipt(self, payload: bytes) -> None:
         self._receipts.append(payload)
         self._wake.set()
+
+    def _on_consult(self, rest: tuple[str, ...], payload: bytes) -> None:
+        if rest == ("accepted",):
+            try:
+                ticket = json.loads(payload)["ticket"]
+                if not isinstance(ticket, str):
+                    raise TypeError("ticket is not a string")
+            except (ValueError, KeyError, TypeError) as exc:
+                self.counters["bad_consult_messages"] += 1
+                self._log.warning("bad_consult_accepted", error=str(exc))
+                return
+            self._accepted.append(ticket)
+            self._wake.set()
+        elif rest == ("reply",):
+            if self._consult_reply is not None:
+                self._consult_reply(payload)
+        elif rest != ("request",):  # consult/# brings our own requests back too
+            self._log.debug("consult_topic_ignored", level="/".join(rest))
 
     def on_command(self, name: str, payload: bytes) -> None:
         self._log.info("command", name=name)
@@ -275,6 +328,8 @@ class NodeRuntime:
             self._wake.clear()
             if self._receipts:
                 await self._apply_receipts()
+            if self._accepted:
+                await self._apply_accepted()
             if self.link.connected and self._connected_at is not None:
                 await self._send_due()
 
@@ -294,10 +349,22 @@ class NodeRuntime:
         if receipts:
             await asyncio.to_thread(apply)
 
+    async def _apply_accepted(self) -> None:
+        batch, self._accepted = self._accepted, []
+
+        def apply() -> None:
+            for key in batch:
+                self.outbox.ack_message(key)
+
+        await asyncio.to_thread(apply)
+
     async def _send_due(self) -> None:
         cfg = self.config
-        room = cfg.mqtt.max_inflight - len(self._inflight)
+        room = cfg.mqtt.max_inflight - len(self._inflight) - len(self._inflight_messages)
         if room <= 0 or self._connected_at is None:
+            return
+        room -= await self._send_due_messages(room)
+        if room <= 0:
             return
         per = cfg.outbox.readings_per_envelope
         now = time.time()
@@ -347,6 +414,27 @@ class NodeRuntime:
                 len(rows) >= cfg.mqtt.max_inflight or self._bucket.available(now=mono) > 0
             ):
                 self._wake.set()
+
+    async def _send_due_messages(self, room: int) -> int:
+        """Hand due messages (few, and a person may be waiting) to the link; return how many."""
+        messages = await asyncio.to_thread(
+            self.outbox.due_messages,
+            now=time.time(),
+            resend_after=self.config.mqtt.resend_after_s,
+            limit=room,
+        )
+        sent: list[int] = []
+        base = f"{self.link.topics.prefix}/{VERSION_LEVEL}/{self.node}"
+        for message in messages:
+            mid = self.link.publish(f"{base}/{message.topic_suffix}", message.payload)
+            if mid is None:
+                break
+            self._inflight_messages[mid] = message
+            sent.append(message.id)
+        if sent:
+            await asyncio.to_thread(self.outbox.mark_messages_sent, sent)
+            self._log.debug("messages_sent", count=len(sent))
+        return len(sent)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
         watchdog = _watchdog_interval()

@@ -3,7 +3,8 @@
 Until the collector exists (and in tests of the node on its own), something must tell nodes
 that their readings are stored, or their outboxes never empty. The stand-in validates each
 envelope against the contract, remembers what it got, and publishes a receipt for it. It can
-be told to lose receipts, to test that nodes send again.
+be told to lose receipts, to test that nodes send again. It speaks MQTT 5 by default and
+3.1.1 with ``protocol="3.1.1"`` (for a broker such as the demo's amqtt that has no MQTT 5).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 import structlog
@@ -53,7 +54,11 @@ class ReceiptStandin:
         password: str | None = None,
         lose_receipts: int = 0,
         client_id: str = "machikado-standin",
+        protocol: Literal["5", "3.1.1"] = "5",
     ) -> None:
+        if protocol not in ("5", "3.1.1"):
+            raise ValueError(f"stand-in protocol {protocol!r} is not '5' or '3.1.1'")
+        self.protocol = protocol
         self.topics = Topics(prefix)
         self.host, self.port = host, port
         self.lose_receipts = lose_receipts
@@ -62,10 +67,14 @@ class ReceiptStandin:
         self.receipts_sent = 0
         self.receipts_lost = 0
         self._cond = threading.Condition()
+        v5 = protocol == "5"
+        # 3.1.1 has no session expiry; clean_session=False keeps the session as MQTT 5's
+        # SessionExpiryInterval does in start().
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else False,
         )
         if username:
             self._client.username_pw_set(username, password)
@@ -86,11 +95,14 @@ class ReceiptStandin:
     def start(self, timeout: float = 10.0) -> None:
         # A persistent session, as the real collector has: what nodes send while the stand-in
         # is cut off from the broker waits there for it instead of waiting for a resend.
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 3600
-        self._client.connect_async(
-            self.host, self.port, keepalive=10, clean_start=False, properties=props
-        )
+        if self.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 3600
+            self._client.connect_async(
+                self.host, self.port, keepalive=10, clean_start=False, properties=props
+            )
+        else:
+            self._client.connect_async(self.host, self.port, keepalive=10)
         self._client.loop_start()
         if not self._subscribed.wait(timeout):
             self.stop()

@@ -1,1 +1,1 @@
-"""The resident kiosk: screens in Kivy, domain logic (triage, content, session, i18n) in plain Python."""
+"""The resident kiosk: Kivy screens, and plain-Python domain logic (triage, content, i18n)."""

@@ -1,0 +1,339 @@
+"""The kiosk as a node: the edge runtime on a background thread, consultation and telemetry.
+
+:class:`KioskNode` runs :class:`edge.runtime.NodeRuntime` (outbox, MQTT link, the node health
+agent) on an asyncio loop of its own thread, so the Kivy main loop never waits for the network.
+A consultation request is sealed here, on the caller's thread, and stored in the outbox before
+:meth:`KioskNode.request_consultation` returns its ticket; the runtime sends it, sends it again
+until the consultation service says ``consult/accepted``, and hands back ``consult/reply``.
+
+Privacy: the node remembers only the current session's ticket and the reply key; a reply for
+any other ticket, such as a late answer for the resident before a wipe, is dropped unread (it
+can still be fetched by phone with the QR code). :meth:`KioskNode.wipe` forgets the ticket,
+the key and the reply, and cancels deliveries not yet made. Logs name no ticket, code,
+language or answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from edge.config import NodeConfig
+from edge.outbox import Outbox
+from edge.runtime import NodeRuntime
+from kiosk.consult import (
+    DEFAULT_CONSULT_URL,
+    REQUEST_SUFFIX,
+    ConsultDraft,
+    ConsultError,
+    ConsultReply,
+    ConsultRequest,
+    ReplyKey,
+    Ticket,
+    check_consult_url,
+    decode_key,
+    request_message,
+    seal_request,
+    ticket_of,
+)
+from kiosk.telemetry import session_reading
+
+log = structlog.get_logger(__name__)
+
+#: Called with (ticket, reply text, reply language) when the doctor's answer arrives.
+ReplyCallback = Callable[[Ticket, str, str], None]
+#: Runs a delivery where the app wants it, e.g. ``lambda fn: Clock.schedule_once(lambda _: fn())``.
+Dispatch = Callable[[Callable[[], None]], None]
+
+#: How long start, stop and storing a request may take before it is an error.
+TIMEOUT_S = 30.0
+
+
+def _now_here(fn: Callable[[], None]) -> None:
+    fn()
+
+
+class KioskNode:
+    """The kiosk's node runtime in a background thread, and its consultation state.
+
+    Example (``dispatch`` puts reply deliveries on Kivy's thread)::
+
+        node = KioskNode(load_config(path), dispatch=lambda fn: Clock.schedule_once(
+            lambda _dt: fn()))
+        node.on_reply(lambda ticket, text, language: show(text))
+        node.start()
+        ticket = node.request_consultation({"answers": [...], "tier": "green",
+                                            "language": "en", "age_band": "adult"})
+        show_qr(ticket.qr_payload)
+        ...
+        node.record_session(session.summary()); node.wipe(); session.wipe()
+        node.stop()
+    """
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        public_key: bytes | None = None,
+        consult_url: str | None = None,
+        dispatch: Dispatch = _now_here,
+        outbox: Outbox | None = None,
+    ) -> None:
+        self.config = config
+        self.node = config.node.id
+        if public_key is None and config.kiosk.consult_public_key:
+            public_key = decode_key(config.kiosk.consult_public_key)
+        elif public_key is not None:
+            decode_key_bytes(public_key)
+        self._public_key = public_key
+        self.consult_url = check_consult_url(
+            consult_url or config.kiosk.consult_url or DEFAULT_CONSULT_URL
+        )
+        self._dispatch = dispatch
+        self._outbox = outbox
+        self._lock = threading.Lock()
+        self._callbacks: list[ReplyCallback] = []
+        # Session state: everything here is dropped by wipe().
+        self._ticket: Ticket | None = None
+        self._reply_key: ReplyKey | None = None
+        self._reply: ConsultReply | None = None
+        self._generation = 0  # wipe() bumps it; a delivery of an older one is dropped
+        self._pending = 0  # deliveries handed to dispatch and not yet run
+        # The runtime thread.
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._runtime: NodeRuntime | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._log = log.bind(node=self.node)
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self, timeout: float = TIMEOUT_S) -> None:
+        """Open the outbox and start the runtime thread; return once the outbox is open."""
+        if self._thread is not None:
+            raise ConsultError(f"kiosk node {self.node} is already started")
+        self._thread = threading.Thread(target=self._main, name=f"node-{self.node}", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise ConsultError(f"kiosk node {self.node} did not start within {timeout:g} s")
+        if self._error is not None:
+            self._thread.join(timeout)
+            self._thread = None
+            raise self._error
+
+    def stop(self, timeout: float = TIMEOUT_S) -> None:
+        """Stop the runtime: what is buffered is committed, the outbox closed; idempotent."""
+        thread, loop, stop = self._thread, self._loop, self._stop
+        if thread is None:
+            return
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout)
+        if thread.is_alive():
+            raise ConsultError(f"kiosk node {self.node} did not stop within {timeout:g} s")
+        self._thread = None
+        self._log.info("kiosk_node_stopped")
+
+    def __enter__(self) -> KioskNode:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:  # reported to start(), or logged if it was running
+            if not self._ready.is_set():
+                self._error = exc
+                self._ready.set()
+            else:
+                self._log.exception("kiosk_node_failed")
+
+    async def _run(self) -> None:
+        runtime = NodeRuntime(self.config, outbox=self._outbox)
+        runtime.on_consult_reply(self._on_reply_payload)
+        self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._runtime = runtime
+        self._ready.set()
+        await runtime.run(self._stop)
+
+    @property
+    def runtime(self) -> NodeRuntime:
+        """The running runtime (its outbox and link); an error before :meth:`start`."""
+        if self._runtime is None or self._loop is None or self._thread is None:
+            raise ConsultError(f"kiosk node {self.node} is not started")
+        return self._runtime
+
+    @property
+    def connected(self) -> bool:
+        """Whether the MQTT link is up now."""
+        return self._runtime is not None and self._runtime.link.connected
+
+    # ---------------------------------------------------------- consultation
+    def request_consultation(self, request: Mapping[str, Any] | ConsultDraft) -> Ticket:
+        """Seal and store a request for a remote doctor; return the resident's ticket.
+
+        ``request`` holds ``answers`` (each ``{"question", "answer"}`` as the resident saw them,
+        optionally ``question_id`` / ``answer_id``), ``tier``, ``language`` and ``age_band``.
+        The request is in the outbox, sealed, when this returns; it goes out when the link is
+        up. A later request in the same session replaces the ticket of an earlier one.
+        """
+        if self._public_key is None:
+            raise ConsultError(
+                "no consultation service key: set kiosk.consult_public_key in the node config"
+            )
+        try:
+            draft = (
+                request
+                if isinstance(request, ConsultDraft)
+                else ConsultDraft.model_validate(dict(request))
+            )
+        except ValidationError as exc:
+            # Name the fields only: the values are the resident's answers.
+            where = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+            raise ConsultError(f"consultation request: bad fields: {', '.join(where)}") from None
+        runtime, loop = self.runtime, self._loop
+        assert loop is not None
+        pending = frozenset(runtime.outbox.message_keys())
+        ticket = Ticket.new(consult_url=self.consult_url, avoid=pending)
+        reply_key = ReplyKey()
+        sealed = seal_request(
+            ConsultRequest(
+                kiosk=self.node,
+                ticket=ticket.number,
+                code=ticket.code,
+                tier=draft.tier,
+                language=draft.language,
+                age_band=draft.age_band,
+                answers=draft.answers,
+                reply_key=reply_key.public,
+            ),
+            self._public_key,
+        )
+        payload = request_message(kiosk=self.node, ticket=ticket.number, sealed=sealed)
+        # The ticket is current before the request can leave, so no reply can come first.
+        with self._lock:
+            previous = (self._ticket, self._reply_key, self._reply)
+            self._ticket, self._reply_key, self._reply = ticket, reply_key, None
+        future = asyncio.run_coroutine_threadsafe(
+            runtime.send_message(REQUEST_SUFFIX, payload, key=ticket.number), loop
+        )
+        try:
+            future.result(TIMEOUT_S)
+        except BaseException as exc:
+            with self._lock:
+                if self._ticket is ticket:
+                    self._ticket, self._reply_key, self._reply = previous
+            if isinstance(exc, FutureTimeout):
+                raise ConsultError(
+                    f"kiosk node {self.node}: the outbox did not store the request within "
+                    f"{TIMEOUT_S:g} s"
+                ) from None
+            raise
+        self._log.info("consult_request_stored", pending=len(pending) + 1)
+        return ticket
+
+    def on_reply(self, callback: ReplyCallback) -> None:
+        """Call ``callback(ticket, text, language)`` (through ``dispatch``) whenever the doctor
+        answers the current session's ticket. Registered for the app's lifetime, not a
+        session's: wipe() drops the replies, not the callbacks."""
+        with self._lock:
+            self._callbacks.append(callback)
+
+    @property
+    def current_ticket(self) -> Ticket | None:
+        """The current session's ticket, if it asked for a doctor."""
+        with self._lock:
+            return self._ticket
+
+    @property
+    def reply(self) -> ConsultReply | None:
+        """The doctor's answer for the current session's ticket, once it arrived."""
+        with self._lock:
+            return self._reply
+
+    @property
+    def pending_deliveries(self) -> int:
+        """Replies handed to ``dispatch`` and not yet delivered (0 after a wipe)."""
+        with self._lock:
+            return self._pending
+
+    def is_current(self, ticket: Ticket) -> bool:
+        """Whether ``ticket`` still belongs to the session on screen."""
+        with self._lock:
+            return self._ticket is ticket
+
+    def wipe(self) -> None:
+        """Forget the session: its ticket, reply key and reply; cancel pending deliveries."""
+        with self._lock:
+            self._ticket = None
+            self._reply_key = None
+            self._reply = None
+            self._generation += 1
+            self._pending = 0
+
+    def _on_reply_payload(self, payload: bytes) -> None:
+        """A ``consult/reply`` arrived (on the node's loop thread)."""
+        try:
+            number = ticket_of(payload)
+        except ConsultError as exc:
+            self._log.warning("consult_reply_malformed", error=str(exc))
+            return
+        with self._lock:
+            ticket, key, generation = self._ticket, self._reply_key, self._generation
+        if ticket is None or key is None or number != ticket.number:
+            self._log.info("consult_reply_not_for_this_session")
+            return
+        try:
+            reply = key.open(payload)
+        except ConsultError as exc:
+            self._log.warning("consult_reply_unreadable", error=str(exc))
+            return
+        with self._lock:
+            if self._generation != generation:
+                return
+            self._reply = reply
+            callbacks = list(self._callbacks)
+            self._pending += 1
+        self._log.info("consult_reply_received")
+
+        def deliver() -> None:
+            with self._lock:
+                if self._generation != generation:
+                    return  # wiped meanwhile: the next resident must not see it
+                self._pending -= 1
+            for callback in callbacks:
+                try:
+                    callback(ticket, reply.text, reply.language)
+                except Exception:
+                    self._log.exception("consult_reply_callback_failed")
+
+        self._dispatch(deliver)
+
+    # -------------------------------------------------------------- telemetry
+    def record_session(self, summary: Mapping[str, object], *, at: datetime | None = None) -> None:
+        """Send one session's anonymous usage summary as a ``kiosk_session`` reading."""
+        reading = session_reading(summary, at=at or datetime.now(UTC))
+        runtime, loop = self.runtime, self._loop
+        assert loop is not None
+        loop.call_soon_threadsafe(runtime.emit, reading)
+
+
+def decode_key_bytes(key: bytes) -> bytes:
+    """``key`` if it has the size of an X25519 public key; else a clear error."""
+    if len(key) != 32:
+        raise ConsultError(
+            f"the consultation service's public key is {len(key)} bytes; an X25519 key is 32"
+        )
+    return key
