@@ -170,9 +170,7 @@ class KioskSection(_Section):
     #: ... which wipes the session after this long unless someone asks for more time.
     warning_s: float = Field(default=30.0, gt=0)
     #: The read-aloud command; ``{text}`` and ``{voice}`` are replaced, no shell involved.
-    tts_command: list[str] = Field(
-        default_factory=lambda: ["espeak-ng", "-v", "{voice}", "{text}"]
-    )
+    tts_command: list[str] = Field(default_factory=lambda: ["espeak-ng", "-v", "{voice}", "{text}"])
     #: None means the shipped sample (not clinically reviewed): a city replaces it.
     triage_protocol: Path | None = None
     #: None means the shipped sample content pack.
