@@ -60,7 +60,25 @@ def _agent(report: Report) -> list[Row]:
     return bench_agent.run(report=report)
 
 
-BENCHMARKS: dict[str, Benchmark] = {"outbox": _outbox, "drain": _drain, "agent": _agent}
+def _collector(report: Report) -> list[Row]:
+    from bench import bench_collector
+
+    return bench_collector.run(report=report)
+
+
+def _kiosk(report: Report) -> list[Row]:
+    from bench import bench_kiosk
+
+    return bench_kiosk.run(report=report)
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "outbox": _outbox,
+    "drain": _drain,
+    "agent": _agent,
+    "collector": _collector,
+    "kiosk": _kiosk,
+}
 
 
 def target_met(row: Row) -> bool | None:

@@ -1,0 +1,238 @@
+"""A batch of received messages, and how it becomes durable: store write or dead letter.
+
+:class:`BatchWriter` knows nothing of MQTT. It writes a batch's points with retries while the
+store is unavailable; when the store refuses points, it writes message by message to find the
+ones it refuses and dead-letters those with the store's reasons. When :meth:`BatchWriter.write`
+returns, every message of the batch is either in the store or in the dead-letter store, and the
+caller may ack all of them and send receipts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    wait_random_exponential,
+)
+
+from cloud.collector.intake import Accepted, Ignored, Outcome, Rejected
+from cloud.deadletter import DeadLetters
+from cloud.errors import PointsRejected, StoreUnavailable
+from cloud.store.base import Point, Store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One received message: what the broker must be acked for it, and what it means.
+
+    ``session`` counts the collector's connections: a message from an earlier connection is
+    not acked on a later one (the broker redelivers it there, and it is written again).
+    """
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    outcome: Outcome
+    mid: int = 0
+    qos: int = 0
+    session: int = 0
+
+
+@dataclass
+class Batch:
+    """Messages waiting to be written together, in the order they came."""
+
+    messages: list[Message] = field(default_factory=list)
+    points: int = 0
+    opened_at: float = 0.0
+
+    def add(self, message: Message, now: float) -> None:
+        if not self.messages:
+            self.opened_at = now
+        self.messages.append(message)
+        if isinstance(message.outcome, Accepted):
+            self.points += len(message.outcome.points)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+@dataclass
+class Written:
+    """What a batch write did: seqs now held per (node, stream), and counters."""
+
+    seqs: dict[tuple[str, str], set[int]] = field(default_factory=lambda: defaultdict(set))
+    points: int = 0
+    stored: int = 0
+    dead_lettered: int = 0
+    ignored: int = 0
+
+
+class Abandoned(Exception):
+    """The collector is stopping and gave up waiting for the store; nothing was acked."""
+
+
+class BatchWriter:
+    """Turns batches into durable writes.
+
+    >>> # writer = BatchWriter(store, dead_letters, initial_s=0.5, max_s=30)
+    >>> # written = writer.write(batch)   # blocks, retrying, while the store is down
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        dead_letters: DeadLetters,
+        *,
+        initial_s: float,
+        max_s: float,
+        give_up: threading.Event | None = None,
+        on_retry: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.dead_letters = dead_letters
+        self.initial_s, self.max_s = initial_s, max_s
+        #: Set when waiting for the store must end (a drain that timed out).
+        self.give_up = give_up or threading.Event()
+        self._on_retry = on_retry
+
+    def write(self, batch: Batch) -> Written:
+        """Make every message of ``batch`` durable; raise :class:`Abandoned` if told to give up."""
+        done = Written()
+        accepted: list[Message] = []
+        seen: dict[str, Point] = {}
+        for msg in batch.messages:
+            out = msg.outcome
+            if isinstance(out, Accepted):
+                accepted.append(msg)
+                if out.seen is not None:
+                    seen[out.node] = out.seen  # the newest per node is enough
+            elif isinstance(out, Rejected):
+                self._dead_letter(msg, out.reasons, done)
+            else:
+                done.ignored += 1
+        points = [p for m in accepted for p in _accepted(m).points] + list(seen.values())
+        try:
+            self.write_points(points)
+        except PointsRejected as exc:
+            log.warning("batch_rejected_isolating", messages=len(accepted), reasons=exc.reasons)
+            accepted = self._isolate(accepted, done)
+            self._write_quietly(list(seen.values()))
+        done.points += sum(len(_accepted(m).points) for m in accepted)
+        for msg in accepted:
+            out = _accepted(msg)
+            done.stored += 1
+            if out.stream is not None and out.seq is not None:
+                done.seqs[(out.node, out.stream)].add(out.seq)
+        return done
+
+    # -- inside -------------------------------------------------------------------------------
+
+    def _isolate(self, accepted: list[Message], done: Written) -> list[Message]:
+        """Write message by message; dead-letter each the store refuses; return the stored."""
+        stored = []
+        for msg in accepted:
+            try:
+                self.write_points(_accepted(msg).points)
+            except PointsRejected as exc:
+                self._dead_letter(msg, exc.reasons, done)
+            else:
+                stored.append(msg)
+        return stored
+
+    def _write_quietly(self, points: list[Point]) -> None:
+        # fleet_state "seen" points come from messages that are stored anyway; one the store
+        # refuses is not worth a dead letter of its own.
+        if not points:
+            return
+        try:
+            self.write_points(points)
+        except PointsRejected as exc:
+            log.warning("fleet_state_rejected", points=len(points), reasons=exc.reasons)
+
+    def write_points(self, points: list[Point]) -> None:
+        """Write points, retrying while the store is unavailable; PointsRejected passes through."""
+        if not points:
+            return
+        retrying = Retrying(
+            retry=retry_if_exception_type(StoreUnavailable),
+            # Full jitter, so collectors sharing a subscription do not hammer a store that comes
+            # back all at the same instant.
+            wait=wait_random_exponential(
+                multiplier=self.initial_s, min=self.initial_s, max=self.max_s
+            ),
+            stop=lambda _state: self.give_up.is_set(),
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            retrying(self.store.write, points)
+        except StoreUnavailable as exc:
+            raise Abandoned(str(exc)) from exc
+
+    def _sleep(self, seconds: float) -> None:
+        # Waiting on the give-up event, not time.sleep: a drain deadline ends the wait at once.
+        self.give_up.wait(seconds)
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        if self._on_retry is not None:
+            self._on_retry()
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "store_unavailable_retrying",
+            store=self.store.name,
+            attempt=state.attempt_number,
+            wait_s=round(wait, 2),
+            error=str(exc),
+        )
+
+    def _dead_letter(self, msg: Message, reasons: tuple[str, ...], done: Written) -> None:
+        out = msg.outcome
+        node = stream = None
+        seq = None
+        if isinstance(out, Accepted | Rejected):
+            node, stream, seq = out.node, out.stream, out.seq
+        record = self.dead_letters.add(
+            topic=msg.topic,
+            payload=msg.payload,
+            reasons=reasons,
+            node=node,
+            stream=stream,
+            seq=seq,
+            received_at=msg.received_at,
+        )
+        done.dead_lettered += 1
+        log.warning(
+            "message_dead_lettered",
+            node=node,
+            topic=msg.topic,
+            stream=stream,
+            seq=seq,
+            reasons=list(reasons),
+            record=record,
+        )
+        # A receipt for it too: the message is held (replayably) in the dead-letter store, and
+        # a node resending it forever would only fill its own outbox and the dead-letter count.
+        if node is not None and stream is not None and seq is not None:
+            done.seqs[(node, stream)].add(seq)
+
+
+def _accepted(msg: Message) -> Accepted:
+    out = msg.outcome
+    assert isinstance(out, Accepted)
+    return out
+
+
+__all__ = ["Abandoned", "Batch", "BatchWriter", "Ignored", "Message", "Written"]

@@ -1,0 +1,162 @@
+"""What one MQTT message means for the store: its points, or every reason it cannot be stored.
+
+:func:`intake` is pure (no broker, no store), so the live collector and ``deadletter replay`` run
+the very same checks: the topic, the contract (:func:`protocol.parse_envelope`), the fleet
+manifest, and that the topic's node and the payload's node agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from cloud.collector.points import birth_fields, envelope_points, fleet_point
+from cloud.fleet import UNASSIGNED_NODE, Assignment, Fleet
+from cloud.store.base import Point
+from protocol import (
+    OFFLINE,
+    ONLINE,
+    Birth,
+    InvalidMessage,
+    InvalidTopic,
+    Topics,
+    parse_envelope,
+    parse_message,
+)
+from protocol.limits import DEFAULT_LIMITS, STREAM_ID, Limits
+
+UnknownNodes = Literal["reject", "accept"]
+UNKNOWN_NODE = "unknown node"
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A message whose points can be written; ``seq`` is set for data envelopes."""
+
+    points: list[Point]
+    node: str
+    stream: str | None = None
+    seq: int | None = None
+    #: A ``fleet_state`` point saying the node was seen (data only; one per node per batch).
+    seen: Point | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message for the dead-letter store, with what could be read of who sent it."""
+
+    reasons: tuple[str, ...]
+    node: str | None = None
+    stream: str | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A message that carries nothing to store (a retained message being cleared)."""
+
+    why: str
+
+
+Outcome = Accepted | Rejected | Ignored
+
+
+@dataclass(frozen=True)
+class Intake:
+    """The checks of one collector: topic prefix, manifest, unknown-node policy, limits.
+
+    >>> from datetime import UTC
+    >>> take = Intake(Topics("machikado"), Fleet(), unknown_nodes="reject")
+    >>> take("machikado/v1/rr-01/state", b"online", datetime.now(UTC)).reasons
+    ('unknown node',)
+    """
+
+    topics: Topics
+    fleet: Fleet
+    unknown_nodes: UnknownNodes = "reject"
+    limits: Limits = field(default=DEFAULT_LIMITS)
+
+    def __call__(self, topic: str, payload: bytes, received_at: datetime) -> Outcome:
+        try:
+            parts = self.topics.parse(topic)
+        except InvalidTopic as exc:
+            return Rejected((str(exc),))
+        node = parts.node
+        if parts.kind == "data" and not parts.rest:
+            return self._data(node, payload, received_at)
+        if parts.kind == "birth" and not parts.rest:
+            return self._birth(node, payload, received_at)
+        if parts.kind == "state" and not parts.rest:
+            return self._state(node, payload, received_at)
+        return Rejected((f"topic {topic!r}: the collector does not take {parts.kind!r}",), node)
+
+    def _where(self, node: str) -> Assignment | None:
+        where = self.fleet.assignment(node)
+        if where is None and self.unknown_nodes == "accept":
+            return UNASSIGNED_NODE
+        return where
+
+    def _data(self, node: str, payload: bytes, received_at: datetime) -> Outcome:
+        try:
+            env = parse_envelope(payload, topic_node=node, now=received_at, limits=self.limits)
+        except InvalidMessage as exc:
+            stream, seq = _stream_and_seq(payload, self.limits)
+            return Rejected(exc.reasons, node, stream, seq)
+        where = self._where(node)
+        if where is None:
+            return Rejected((UNKNOWN_NODE,), node, env.stream, env.seq)
+        return Accepted(
+            envelope_points(env, where=where, received_at=received_at),
+            node,
+            env.stream,
+            env.seq,
+            seen=fleet_point(node, where, {"stream": env.stream}, received_at),
+        )
+
+    def _birth(self, node: str, payload: bytes, received_at: datetime) -> Outcome:
+        if not payload:
+            return Ignored("retained birth cleared")
+        try:
+            birth = parse_message(Birth, payload)
+        except InvalidMessage as exc:
+            return Rejected(exc.reasons, node)
+        if birth.node != node:
+            return Rejected(
+                (f"node: payload says {birth.node!r} but the topic says {node!r}",), node
+            )
+        where = self._where(node)
+        if where is None:
+            return Rejected((UNKNOWN_NODE,), node)
+        return Accepted([fleet_point(node, where, birth_fields(birth), received_at)], node)
+
+    def _state(self, node: str, payload: bytes, received_at: datetime) -> Outcome:
+        if not payload:
+            return Ignored("retained state cleared")
+        if payload not in (ONLINE, OFFLINE):
+            shown = payload[:32].decode("utf-8", errors="replace")
+            return Rejected((f"state: {shown!r} is neither 'online' nor 'offline'",), node)
+        where = self._where(node)
+        if where is None:
+            return Rejected((UNKNOWN_NODE,), node)
+        online = payload == ONLINE
+        return Accepted([fleet_point(node, where, {"online": online}, received_at)], node)
+
+
+def _stream_and_seq(payload: bytes, limits: Limits) -> tuple[str | None, int | None]:
+    """Stream and seq of an envelope that failed validation, when they can still be read."""
+    if len(payload) > limits.max_payload_bytes:
+        return None, None
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    stream, seq = data.get("stream"), data.get("seq")
+    if not (isinstance(stream, str) and STREAM_ID.fullmatch(stream)):
+        return None, None
+    if not (type(seq) is int and 1 <= seq < 2**63):
+        return stream, None
+    return stream, seq

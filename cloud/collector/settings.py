@@ -1,0 +1,131 @@
+"""The collector's config sections: mqtt, batch, deadletter, fleet and retry.
+
+They are frozen and forbid unknown keys; :mod:`cloud.config` puts them together with the store's
+section into the whole config file.
+
+>>> MqttSection().subscriptions()
+['machikado/v1/+/data', 'machikado/v1/+/birth', 'machikado/v1/+/state']
+>>> MqttSection(shared_group="g1").subscriptions()[0]
+'$share/g1/machikado/v1/+/data'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from protocol.topics import Topics
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MqttSection(_Section):
+    """How the collector reaches the broker, and its persistent session."""
+
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str = ""
+    password: str = ""
+    password_file: Path | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    prefix: str = "machikado"
+    client_id: str = Field(default="machikado-collector", min_length=1, max_length=128)
+    #: Non-empty: data is subscribed through ``$share/<group>/...``, split between collectors.
+    shared_group: str = ""
+    #: How long the broker keeps the session (and queues messages) while the collector is away.
+    session_expiry_s: int = Field(default=86400, ge=1, le=0xFFFFFFFF)
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    #: Received but unacked messages at most: MQTT 5 Receive Maximum, so the broker holds back.
+    max_inflight: int = Field(default=1000, ge=1, le=65535)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        Topics(v)  # raises InvalidTopic, a ValueError pydantic reports with the key
+        return v
+
+    @field_validator("shared_group")
+    @classmethod
+    def _group(cls, v: str) -> str:
+        if any(c in v for c in "/+#"):
+            raise ValueError(f"{v!r}: a shared subscription group may not hold / + or #")
+        return v
+
+    @model_validator(mode="after")
+    def _secrets(self) -> MqttSection:
+        if self.password and self.password_file:
+            raise ValueError("give password or password_file, not both")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s is smaller than reconnect_min_s")
+        return self
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.prefix)
+
+    def data_filter(self) -> str:
+        data = self.topics.every("data")
+        return f"$share/{self.shared_group}/{data}" if self.shared_group else data
+
+    def subscriptions(self) -> list[str]:
+        """Data (shared when a group is set), then births and states (never shared).
+
+        Births and states are retained, and a broker sends retained messages to a new
+        subscription only when it is not shared (MQTT 5, 4.8.2): through ``$share`` a collector
+        started after a node would never learn the node's birth. So every collector subscribes
+        to them on its own; they are few, and ``fleet_state`` keeps the newest anyway.
+        """
+        return [self.data_filter(), self.topics.every("birth"), self.topics.every("state")]
+
+    def secret(self) -> str:
+        """The password, read from ``password_file`` when one is given."""
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return self.password
+
+
+class BatchSection(_Section):
+    """When a batch is written: at ``max_points`` points, or ``max_delay_ms`` after it opened."""
+
+    max_points: int = Field(default=5000, ge=1, le=1_000_000)
+    max_delay_ms: int = Field(default=200, ge=0, le=60_000)
+    #: Written early when no message came for this long: the broker may be holding back the
+    #: rest until we ack (its inflight window), so waiting longer only adds latency.
+    idle_ms: int = Field(default=20, ge=0, le=60_000)
+    #: On SIGTERM, how long to keep retrying a store that is down before leaving the batch
+    #: unacked to the broker (it redelivers it to the next collector).
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    #: Seconds between the collector's summary log lines.
+    summary_interval_s: float = Field(default=30.0, gt=0)
+
+
+class DeadLetterSection(_Section):
+    path: Path = Path("var/cloud/deadletter.sqlite")
+    max_payload_bytes: int = Field(default=65536, ge=0)
+
+
+class FleetSection(_Section):
+    manifest: Path = Path("firmware_config/fleet.toml")
+    #: A node the manifest does not list: dead-letter its messages ("unknown node") or store
+    #: them with trial and site "unassigned".
+    unknown_nodes: Literal["reject", "accept"] = "reject"
+
+
+class RetrySection(_Section):
+    """Backoff while the store is unavailable: exponential from ``initial_s`` up to ``max_s``."""
+
+    initial_s: float = Field(default=0.5, gt=0)
+    max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> RetrySection:
+        if self.max_s < self.initial_s:
+            raise ValueError("max_s is smaller than initial_s")
+        return self

@@ -1,0 +1,220 @@
+"""The read side in InfluxQL, which InfluxDB 1.x, 2.x (v1 compatibility ``/query``) and 3.x answer.
+
+:class:`InfluxQLReader` builds the statements and turns the JSON series back into rows; the
+stores give it a function that runs one statement and returns its series.
+
+>>> quote_ident('we"ird'), quote_literal("it's")
+('"we\\\\"ird"', "'it\\\\'s'")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cloud.errors import StoreError
+from cloud.store.base import FieldValue
+from cloud.store.read import (
+    AGGREGATE_FNS,
+    AggregateFn,
+    Bucket,
+    LatestRow,
+    check_name,
+    every_ns,
+    to_ns,
+)
+
+_IDENT_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+_LITERAL_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\n": "\\n"})
+
+
+def quote_ident(name: str) -> str:
+    """A double-quoted InfluxQL identifier (measurement, tag or field name)."""
+    return '"' + name.translate(_IDENT_ESCAPES) + '"'
+
+
+def quote_literal(value: str) -> str:
+    """A single-quoted InfluxQL string literal (a tag value to compare with)."""
+    return "'" + value.translate(_LITERAL_ESCAPES) + "'"
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One series of a statement's result: name, group tags, columns and rows."""
+
+    name: str
+    tags: Mapping[str, str]
+    columns: tuple[str, ...]
+    values: list[list[Any]] = field(default_factory=list)
+
+
+def parse_results(documents: list[dict[str, Any]]) -> list[list[Series]]:
+    """The series of each statement from ``/query`` JSON (one document, or several chunks).
+
+    A statement's error becomes a :class:`StoreError` naming it. Chunks of the same series
+    (``chunked=true``) are joined.
+    """
+    by_statement: dict[int, dict[tuple[str, tuple[tuple[str, str], ...]], Series]] = {}
+    for doc in documents:
+        if "error" in doc:
+            raise StoreError(f"influxdb query failed: {doc['error']}")
+        for result in doc.get("results", []):
+            if "error" in result:
+                raise StoreError(f"influxdb query failed: {result['error']}")
+            stmt = by_statement.setdefault(int(result.get("statement_id", 0)), {})
+            for s in result.get("series", []):
+                tags = {k: v for k, v in (s.get("tags") or {}).items()}
+                key = (s.get("name", ""), tuple(sorted(tags.items())))
+                if key in stmt:
+                    stmt[key].values.extend(s.get("values") or [])
+                else:
+                    stmt[key] = Series(
+                        s.get("name", ""), tags, tuple(s["columns"]), list(s.get("values") or [])
+                    )
+    if not by_statement:
+        return []
+    return [list(by_statement.get(i, {}).values()) for i in range(max(by_statement) + 1)]
+
+
+#: Runs one InfluxQL statement against the store's database and returns its series.
+QueryFn = Callable[[str], list[Series]]
+
+
+def _time_where(since: datetime | None, until: datetime | None) -> list[str]:
+    conds = []
+    if since is not None:
+        conds.append(f"time >= {to_ns(since)}")
+    if until is not None:
+        conds.append(f"time < {to_ns(until)}")
+    return conds
+
+
+def _where(conds: list[str]) -> str:
+    return f" WHERE {' AND '.join(conds)}" if conds else ""
+
+
+class InfluxQLReader:
+    """The :class:`~cloud.store.read.ReadSide` over any InfluxQL endpoint.
+
+    >>> reader = InfluxQLReader(lambda q: [])
+    >>> reader.count("visit", by="node")
+    {}
+    """
+
+    def __init__(self, query: QueryFn) -> None:
+        self._query = query
+
+    def _field_types(self, measurement: str) -> dict[str, str]:
+        """Field name -> "float" | "integer" | "string" | "boolean" (JSON hides 3.0 vs 3)."""
+        types: dict[str, str] = {}
+        for s in self._query(f"SHOW FIELD KEYS FROM {quote_ident(measurement)}"):
+            for name, kind in s.values:
+                types[name] = kind
+        return types
+
+    @staticmethod
+    def _typed(kind: str | None, value: Any) -> FieldValue:
+        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        result: FieldValue = value
+        return result
+
+    def latest(
+        self, measurement: str, *, by: str = "node", since: datetime | None = None
+    ) -> list[LatestRow]:
+        check_name("tag", by)
+        types = self._field_types(measurement)
+        q = (
+            f"SELECT * FROM {quote_ident(measurement)}{_where(_time_where(since, None))}"
+            f" GROUP BY {quote_ident(by)} ORDER BY time DESC LIMIT 1"
+        )
+        rows = []
+        for s in self._query(q):
+            for values in s.values:
+                record = dict(zip(s.columns, values, strict=True))
+                time_ns = int(record.pop("time"))
+                tags = {k: v for k, v in s.tags.items() if v != ""}
+                fields: dict[str, FieldValue] = {}
+                for name, value in record.items():
+                    if value is None:
+                        continue
+                    if name in types:
+                        fields[name] = self._typed(types[name], value)
+                    else:
+                        tags[name] = value
+                rows.append(LatestRow(s.tags.get(by, ""), time_ns, tags, fields))
+        return sorted(rows, key=lambda r: r.key)
+
+    def aggregate(
+        self,
+        measurement: str,
+        field: str,
+        *,
+        fn: AggregateFn,
+        every: timedelta,
+        by: str | None,
+        since: datetime,
+        until: datetime,
+    ) -> list[Bucket]:
+        if fn not in AGGREGATE_FNS:
+            raise StoreError(f"aggregate {fn!r} is not one of {', '.join(AGGREGATE_FNS)}")
+        check_name("field", field)
+        group = [f"time({every_ns(every) // 1000}u)"]
+        if by is not None:
+            group.append(quote_ident(check_name("tag", by)))
+        q = (
+            f"SELECT {fn}({quote_ident(field)}) FROM {quote_ident(measurement)}"
+            f"{_where(_time_where(since, until))} GROUP BY {', '.join(group)} fill(none)"
+        )
+        kind = self._field_types(measurement).get(field) if fn in ("min", "max", "sum") else None
+        buckets = []
+        for s in self._query(q):
+            for start, value in s.values:
+                if value is None:
+                    continue
+                typed = float(value) if fn == "mean" else self._typed(kind, value)
+                if isinstance(typed, str):
+                    raise StoreError(f"{fn} of {measurement}.{field} is not a number: {typed!r}")
+                buckets.append(Bucket(int(start), s.tags.get(by, "") if by else "", typed))
+        return sorted(buckets)
+
+    def count(
+        self,
+        measurement: str,
+        *,
+        by: str | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, int]:
+        group = "" if by is None else f" GROUP BY {quote_ident(check_name('tag', by))}"
+        q = (
+            f"SELECT count(*) FROM {quote_ident(measurement)}"
+            f"{_where(_time_where(since, until))}{group}"
+        )
+        counts: dict[str, int] = {}
+        for s in self._query(q):
+            for values in s.values:
+                n = max((v for v in values[1:] if v is not None), default=0)
+                if n:
+                    key = s.tags.get(by, "") if by else ""
+                    counts[key] = counts.get(key, 0) + int(n)
+        return counts
+
+    def link_seqs(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        node: str | None = None,
+    ) -> dict[tuple[str, str], set[int]]:
+        conds = _time_where(since, until)
+        if node is not None:
+            conds.append(f'"node" = {quote_literal(node)}')
+        q = f'SELECT DISTINCT("seq") FROM "link"{_where(conds)} GROUP BY "node", "stream"'
+        seqs: dict[tuple[str, str], set[int]] = {}
+        for s in self._query(q):
+            key = (s.tags.get("node", ""), s.tags.get("stream", ""))
+            seqs.setdefault(key, set()).update(int(v[1]) for v in s.values)
+        return seqs
