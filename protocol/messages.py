@@ -72,6 +72,15 @@ def _no_control(value: str) -> str:
     return value
 
 
+def _tag_text(value: str) -> str:
+    _no_control(value)
+    # InfluxDB 1.x reads a backslash before the separator that follows a tag value as an
+    # escape, so no encoding stores a value ending in one: refuse it here, at the contract.
+    if value.endswith("\\"):
+        raise ValueError("ends with a backslash, which InfluxDB 1.x cannot store in a tag")
+    return value
+
+
 def _not_reserved_tag(key: str) -> str:
     if key in RESERVED_TAGS:
         raise ValueError(f"tag key {key!r} is reserved for the cloud")
@@ -105,11 +114,11 @@ FieldKey = Annotated[Key, AfterValidator(_not_reserved_field)]
 TagValue = Annotated[
     str,
     StringConstraints(min_length=1, max_length=_LIM.max_tag_value),
-    AfterValidator(_no_control),
+    AfterValidator(_tag_text),
 ]
 FieldValue = Annotated[bool | int | float | str, AfterValidator(_field_value)]
 Sensor = Annotated[
-    str, StringConstraints(min_length=1, max_length=_LIM.max_sensor), AfterValidator(_no_control)
+    str, StringConstraints(min_length=1, max_length=_LIM.max_sensor), AfterValidator(_tag_text)
 ]
 
 

@@ -106,6 +106,13 @@ def test_every_fault_is_reported_not_just_the_first() -> None:
         assert expected in text, f"{expected!r} missing from {got}"
 
 
+def test_tag_value_ending_in_a_backslash_is_refused_at_the_contract() -> None:
+    got = reasons(envelope(readings=[reading(tags={"path": "C:\\"}, sensor="dev\\")]))
+    assert any(r.startswith("readings[0].tags.path") and "backslash" in r for r in got)
+    assert any(r.startswith("readings[0].sensor") and "backslash" in r for r in got)
+    parse_envelope(envelope(readings=[reading(tags={"path": "a\\b"})]), now=NOW)
+
+
 def test_topic_and_payload_must_name_the_same_node() -> None:
     assert any("topic says 'rr-02'" in r for r in reasons(envelope(), topic_node="rr-02"))
 
