@@ -8,6 +8,7 @@ InfluxDB. Every wait is on a condition with a bounded timeout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -46,7 +47,13 @@ def cloud_command() -> list[str]:
 
 @dataclass(frozen=True)
 class Fleet:
-    """A manifest written for a test: where it is, and each node's (trial, site)."""
+    """A manifest written for a test: where it is, and each node's (trial, site).
+
+    >>> import pathlib, tempfile
+    >>> fleet = write_fleet(pathlib.Path(tempfile.mkdtemp()) / "fleet.toml", ["cx-01", "cx-02"])
+    >>> fleet.assignments["cx-02"]
+    ('chaos-trial', 'site-west')
+    """
 
     path: Path
     assignments: Mapping[str, tuple[str, str]]
@@ -242,6 +249,23 @@ class CollectorProcess:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return "(no log)"
+
+
+@contextlib.contextmanager
+def reaping() -> Iterator[list[Any]]:
+    """A list to put child processes in; whatever still runs is killed on the way out.
+
+    A test that fails midway would otherwise leave nodes and collectors running after it.
+    """
+    children: list[Any] = []
+    try:
+        yield children
+    finally:
+        for child in children:
+            proc = child.proc
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
 
 
 def run_cloud(config: Path, *args: str, timeout: float = 60) -> str:

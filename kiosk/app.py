@@ -1,0 +1,542 @@
+"""The kiosk app: screens, the accessibility bar, the idle countdown and wipe, wired to the
+domain (triage, content, session, translations) and to the kiosk's node (consultations,
+telemetry).
+
+The screens are thin (``screens/*.kv``, each loaded once); everything they show comes from the
+session and the domain modules, which know nothing of Kivy. Navigation is
+``manager.current = name``; anything from another thread reaches the UI through
+``Clock.schedule_once``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+
+import kiosk.screens  # noqa: F401  (Kivy's environment, before Kivy is imported)
+
+# isort: split
+import structlog
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.config import Config
+from kivy.lang import Builder
+from kivy.metrics import sp
+from kivy.properties import (
+    BooleanProperty,
+    DictProperty,
+    ListProperty,
+    NumericProperty,
+    StringProperty,
+)
+from kivy.uix.floatlayout import FloatLayout
+from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+from edge.config import KioskSection
+from kiosk.content import ContentPack, ContentStore
+from kiosk.i18n import Catalog
+from kiosk.screens.attract import AttractScreen
+from kiosk.screens.base import KioskScreen
+from kiosk.screens.doctor import DoctorScreen
+from kiosk.screens.emergency import EmergencyScreen
+from kiosk.screens.home import HomeScreen
+from kiosk.screens.info import InfoScreen
+from kiosk.screens.language import LanguageScreen
+from kiosk.screens.result import ResultScreen
+from kiosk.screens.triage import TriageScreen
+from kiosk.screens.wizard import WizardScreen
+from kiosk.session import IdleTimer, KioskSession
+from kiosk.triage import TriageProtocol
+from kiosk.tts import ReadAloud
+
+log = structlog.get_logger(__name__)
+
+KV_DIR = Path(__file__).resolve().parent / "screens"
+#: Screen names in the order a resident meets them; one ``<name>.kv`` each.
+SCREENS: dict[str, type[KioskScreen]] = {
+    "attract": AttractScreen,
+    "language": LanguageScreen,
+    "home": HomeScreen,
+    "triage": TriageScreen,
+    "emergency": EmergencyScreen,
+    "result": ResultScreen,
+    "doctor": DoctorScreen,
+    "wizard": WizardScreen,
+    "info": InfoScreen,
+}
+#: How often the idle timer and the waiting time are looked at.
+TICK_S = 0.2
+#: Body text size, normal and in large-text mode.
+TEXT_SP = 24.0
+LARGE_TEXT_SP = 34.0
+
+Rgba = tuple[float, float, float, float]
+BLACK: Rgba = (0.0, 0.0, 0.0, 1.0)
+WHITE: Rgba = (1.0, 1.0, 1.0, 1.0)
+PALETTES: dict[bool, dict[str, Rgba]] = {
+    # Normal: dark text on a light background, blue primary buttons.
+    False: {
+        "bg": (0.97, 0.97, 0.95, 1.0),
+        "fg": (0.08, 0.08, 0.10, 1.0),
+        "muted": (0.30, 0.30, 0.35, 1.0),
+        "primary_bg": (0.05, 0.32, 0.62, 1.0),
+        "primary_fg": WHITE,
+        "secondary_bg": (0.84, 0.86, 0.90, 1.0),
+        "secondary_fg": (0.08, 0.08, 0.10, 1.0),
+        "danger_bg": (0.75, 0.05, 0.05, 1.0),
+        "danger_fg": WHITE,
+        "pressed_bg": (0.02, 0.18, 0.38, 1.0),
+        "bar_bg": (0.88, 0.89, 0.92, 1.0),
+        "border": (0.08, 0.08, 0.10, 1.0),
+    },
+    # High contrast: white and yellow on black, white borders on every button.
+    True: {
+        "bg": BLACK,
+        "fg": WHITE,
+        "muted": (0.92, 0.92, 0.92, 1.0),
+        "primary_bg": (1.0, 0.86, 0.0, 1.0),
+        "primary_fg": BLACK,
+        "secondary_bg": (0.10, 0.10, 0.10, 1.0),
+        "secondary_fg": WHITE,
+        "danger_bg": (0.85, 0.0, 0.0, 1.0),
+        "danger_fg": WHITE,
+        "pressed_bg": (0.5, 0.5, 0.5, 1.0),
+        "bar_bg": (0.05, 0.05, 0.05, 1.0),
+        "border": WHITE,
+    },
+}
+TIER_BG: dict[str, Rgba] = {
+    "red": (0.80, 0.05, 0.05, 1.0),
+    "yellow": (1.0, 0.80, 0.10, 1.0),
+    "green": (0.10, 0.52, 0.25, 1.0),
+    "white": WHITE,
+}
+TIER_FG: dict[str, Rgba] = {"red": WHITE, "yellow": BLACK, "green": WHITE, "white": BLACK}
+
+_kv_loaded = False
+
+
+class ConsultNode(Protocol):
+    """What the app needs of the kiosk's node (``kiosk.node.KioskNode``, or a stand-in)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def request_consultation(self, request: dict[str, Any]) -> Any: ...
+
+    def on_reply(self, callback: Callable[[Any, str, str], None]) -> None: ...
+
+    def record_session(self, summary: Mapping[str, Any]) -> None: ...
+
+    def wipe(self) -> None: ...
+
+
+class KioskRoot(FloatLayout):  # type: ignore[misc]  # Kivy has no type hints
+    """The frame: accessibility bar, screen manager, idle overlay (see ``root.kv``)."""
+
+
+class IdleOverlay(FloatLayout):  # type: ignore[misc]  # Kivy has no type hints
+    """The idle countdown over everything; while shown it takes every touch."""
+
+    def on_touch_down(self, touch: Any) -> bool:
+        if self.disabled:
+            return False
+        super().on_touch_down(touch)
+        return True
+
+
+def configure_window(settings: KioskSection) -> None:
+    """Window size and fullscreen; must run before Kivy creates the window."""
+    Config.set("graphics", "width", str(settings.width))
+    Config.set("graphics", "height", str(settings.height))
+    Config.set("graphics", "fullscreen", "auto" if settings.fullscreen else "0")
+    Config.set("graphics", "resizable", "0" if settings.fullscreen else "1")
+    # A touch kiosk has no mouse pointer to show and no right-click emulation to offer.
+    Config.set("input", "mouse", "mouse,disable_multitouch")
+    Config.set("kivy", "exit_on_escape", "0")
+
+
+def load_kv() -> None:
+    """Load the widget rules, the frame and every screen's ``.kv`` file, once per process."""
+    global _kv_loaded
+    if _kv_loaded:
+        return
+    for name in ("widgets", "root", *SCREENS):
+        Builder.load_file(str(KV_DIR / f"{name}.kv"))
+    _kv_loaded = True
+
+
+class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
+    """The resident kiosk; ``machikado kiosk --config PATH`` runs it with the node's config::
+
+    configure_window(settings)
+    KioskApp(settings, node=KioskNode(config)).run()
+    """
+
+    lang = StringProperty("ja")
+    font = StringProperty("")
+    font_cjk = StringProperty("")
+    font_latin = StringProperty("")
+    large = BooleanProperty(False)
+    contrast = BooleanProperty(False)
+    fs = NumericProperty(TEXT_SP)
+    warning = BooleanProperty(False)
+    warning_left = NumericProperty(0)
+    bg = ListProperty(PALETTES[False]["bg"])
+    fg = ListProperty(PALETTES[False]["fg"])
+    muted = ListProperty(PALETTES[False]["muted"])
+    primary_bg = ListProperty(PALETTES[False]["primary_bg"])
+    primary_fg = ListProperty(PALETTES[False]["primary_fg"])
+    secondary_bg = ListProperty(PALETTES[False]["secondary_bg"])
+    secondary_fg = ListProperty(PALETTES[False]["secondary_fg"])
+    danger_bg = ListProperty(PALETTES[False]["danger_bg"])
+    danger_fg = ListProperty(PALETTES[False]["danger_fg"])
+    pressed_bg = ListProperty(PALETTES[False]["pressed_bg"])
+    bar_bg = ListProperty(PALETTES[False]["bar_bg"])
+    border = ListProperty(PALETTES[False]["border"])
+    tier_bg = DictProperty(TIER_BG)
+    tier_fg = DictProperty(TIER_FG)
+
+    def __init__(
+        self,
+        settings: KioskSection,
+        *,
+        node: ConsultNode | None,
+        catalog: Catalog | None = None,
+        protocol: TriageProtocol | None = None,
+        content: ContentStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        today: Callable[[], date] = date.today,
+        tts: ReadAloud | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog or Catalog.load()
+        self.protocol = protocol or TriageProtocol.load(settings.triage_protocol)
+        self.content = content or ContentStore(ContentPack.load(settings.content_pack))
+        self.node = node
+        self.clock = clock
+        self.today = today
+        self.tts = tts or ReadAloud(settings.tts_command)
+        self.session = KioskSession(clock=clock)
+        self.idle = IdleTimer(settings.idle_s, settings.warning_s, clock=clock)
+        self._return_to = "home"
+        self._ticket_at: float | None = None
+        self.catalog.language(settings.default_language)  # a bad default fails at start
+        super().__init__()
+        self.font_cjk = str(settings.font_cjk)
+        self.font_latin = str(settings.font_latin)
+        self.title = "machikado"
+        self._apply_language(settings.default_language)
+
+    # -- building ---------------------------------------------------------------------------
+
+    def build(self) -> KioskRoot:
+        from kivy.core.window import Window  # creates the window: only when the app runs
+
+        load_kv()
+        root = KioskRoot()
+        manager: ScreenManager = root.ids.manager
+        manager.transition = NoTransition()
+        for name, cls in SCREENS.items():
+            manager.add_widget(cls(name=name))
+        Window.bind(on_touch_down=self._on_any_touch)
+        Clock.schedule_interval(self._tick, TICK_S)
+        if self.node is not None:
+            self.node.on_reply(self._on_reply)
+        self._refresh_all(root)
+        return root
+
+    def on_start(self) -> None:
+        if self.node is not None:
+            self.node.start()
+        log.info("kiosk_started", screens=len(SCREENS), language=self.lang)
+
+    def on_stop(self) -> None:
+        self.tts.stop()
+        if self.node is not None:
+            self.node.stop()
+
+    @property
+    def manager(self) -> ScreenManager:
+        manager: ScreenManager = self.root.ids.manager
+        return manager
+
+    def screen(self, name: str) -> Any:
+        """The screen called ``name``."""
+        return self.manager.get_screen(name)
+
+    # -- texts and fonts --------------------------------------------------------------------
+
+    def tr(self, key: str, lang: str, **params: object) -> str:
+        """A UI text in ``lang`` (kv passes ``app.lang`` so the text follows a switch)."""
+        return self.catalog.text(lang, key, **params)
+
+    def ptext(self, lang: str, key: str) -> str:
+        """A text of the triage protocol in ``lang``; "disclaimer" is the protocol's own."""
+        if key == "disclaimer":
+            key = self.protocol.disclaimer
+        text: str = self.protocol.text(lang, key)
+        return text
+
+    def font_of(self, code: str) -> str:
+        """The font file a language is drawn in."""
+        family = self.catalog.language(code).font
+        return str(self.font_cjk if family == "cjk" else self.font_latin)
+
+    def _apply_language(self, code: str) -> None:
+        self.font = self.font_of(code)
+        self.lang = code
+
+    # -- navigation -------------------------------------------------------------------------
+
+    def go(self, name: str) -> None:
+        """Show screen ``name`` (rebuilt for the current state first)."""
+        screen = self.screen(name)
+        screen.refresh()
+        self.manager.current = name
+        self.session.visit(name)
+        log.debug("screen_shown", screen=name)
+
+    def start(self) -> None:
+        """A touch on the attract screen: a session begins with the choice of language."""
+        self.session.start()
+        self.idle.reset()
+        self._return_to = "home"
+        self.go("language")
+
+    def open_language(self) -> None:
+        """The bar's language button: choose, then come back to this screen."""
+        current = self.manager.current
+        if current not in ("attract", "language"):
+            self._return_to = current
+        if current == "attract":
+            self.session.start()
+            self.idle.reset()
+        self.go("language")
+
+    def choose_language(self, code: str) -> None:
+        """Switch text and font together, then return to where the resident was."""
+        self.session.language = code
+        self._apply_language(code)
+        self._refresh_all(self.root)
+        self.go(self._return_to)
+
+    def toggle_large(self) -> None:
+        self.large = self.session.large_text = not self.large
+        self.fs = sp(LARGE_TEXT_SP if self.large else TEXT_SP)
+
+    def toggle_contrast(self) -> None:
+        self.contrast = self.session.high_contrast = not self.contrast
+        self._apply_palette()
+
+    def _apply_palette(self) -> None:
+        for key, value in PALETTES[self.contrast].items():
+            setattr(self, key, value)
+
+    def read_aloud(self) -> None:
+        """Speak the visible texts of the current screen in the current language's voice."""
+        texts = self.screen(self.manager.current).texts()
+        self.tts.say("\n".join(texts), voice=self.catalog.language(self.lang).voice)
+
+    # -- consultation -----------------------------------------------------------------------
+
+    def begin_triage(self) -> None:
+        self.session.start_triage(self.protocol)
+        self.go("triage")
+
+    def answer(self, option_id: str) -> None:
+        """An answer button: next question, or the outcome (119 at once when red)."""
+        triage = self.session.triage
+        if triage is None:
+            return
+        triage.answer(option_id)
+        outcome = triage.outcome
+        if outcome is None:
+            self.go("triage")
+            return
+        self.session.note_outcome()
+        if outcome.is_emergency:
+            emergency = self.screen("emergency")
+            emergency.number = outcome.emergency_number or self.protocol.emergency_number
+            emergency.reason = "\n".join(
+                self.ptext(self.lang, a.option_text) for a in outcome.reasons
+            )
+            log.info("triage_emergency", path_len=len(outcome.answers))
+            self.go("emergency")
+        else:
+            self.go("result")
+
+    def triage_back(self) -> None:
+        triage = self.session.triage
+        if triage is None or not triage.back():
+            self.go("home")
+        else:
+            self.go("triage")
+
+    def consult_request(self) -> dict[str, Any]:
+        """The request for a remote doctor: answers, tier, language, age band; never a name.
+
+        Answer texts are the protocol's Japanese ones, for the doctor; ids name them exactly.
+        """
+        triage = self.session.triage
+        outcome = triage.outcome if triage is not None else None
+        if triage is None or outcome is None:
+            raise RuntimeError("no finished interview to send")
+        doctor_lang = self.protocol.languages[0]
+        return {
+            "tier": outcome.tier.value,
+            "language": self.lang,
+            "age_band": triage.age_band,
+            "answers": [
+                {
+                    "question": self.protocol.text(doctor_lang, a.question_text),
+                    "answer": self.protocol.text(doctor_lang, a.option_text),
+                    "question_id": a.question_id,
+                    "answer_id": a.option_id,
+                }
+                for a in outcome.answers
+            ],
+        }
+
+    def request_doctor(self) -> None:
+        """Send the sealed request through the node; show ticket, QR code, waiting time."""
+        doctor = self.screen("doctor")
+        if self.node is None:
+            doctor.phase = "unavailable"
+            return
+        try:
+            ticket = self.node.request_consultation(self.consult_request())
+        except Exception as exc:  # the resident sees "not available", staff the reason
+            log.error("consult_request_failed", error=str(exc))
+            doctor.phase = "unavailable"
+            return
+        self.session.ticket = ticket
+        self.session.consult_requested = True
+        self._ticket_at = self.clock()
+        doctor.ticket_number = str(ticket.number)
+        doctor.code = str(ticket.code)
+        doctor.qr_payload = str(ticket.qr_payload)
+        doctor.waited_s = 0
+        doctor.phase = "waiting"
+
+    def _on_reply(self, ticket: Any, text: str, _language: str) -> None:
+        # Called on the Kivy thread (the node's dispatch goes through Clock).
+        mine = self.session.ticket
+        if mine is None or ticket.number != mine.number:
+            log.info("consult_reply_not_for_this_session")
+            return
+        self.session.reply = text
+        doctor = self.screen("doctor")
+        doctor.reply_text = self.session.reply
+        doctor.phase = "replied"
+        self._ticket_at = None
+        log.info("consult_reply_shown")
+
+    # -- information ------------------------------------------------------------------------
+
+    def open_wizard(self) -> None:
+        self.go("wizard")
+
+    def choose_need(self, kind: str, tag: str, state: str) -> None:
+        chosen = self.session.wizard_who if kind == "who" else self.session.wizard_what
+        if state == "down":
+            chosen.add(tag)
+        else:
+            chosen.discard(tag)
+
+    def show_info(self, who: set[str], what: set[str]) -> None:
+        """Rank the current pack's items for these needs and show them with QR codes."""
+        self.session.wizard_who = set(who)
+        self.session.wizard_what = set(what)
+        self.go("info")
+
+    def ranked_items(self) -> list[Any]:
+        """The current pack's items for the wizard's choices, in the current language."""
+        pack = self.content.pack
+        items = pack.rank(
+            self.session.wizard_who, self.session.wizard_what, self.today(), self.lang
+        )
+        self.session.view_info(self.session.wizard_what)
+        for ranked in items:
+            self.session.view_info(set(), ranked.item.id)
+        return items
+
+    def offer_content_pack(self, raw: bytes) -> list[str]:
+        """A new content pack (retained MQTT message or file): used only if valid.
+
+        Returns the reasons it was refused ([] = now in use). A refused pack leaves the current
+        one in place; the reasons are in the log for staff.
+        """
+        reasons = self.content.replace(raw)
+        if not reasons and self.root is not None:
+            Clock.schedule_once(lambda _dt: self._refresh_all(self.root))
+        return reasons
+
+    # -- idle and wipe ----------------------------------------------------------------------
+
+    def _on_any_touch(self, _window: Any, _touch: Any) -> bool:
+        if not self.warning:
+            self.idle.touch()
+        return False
+
+    def more_time(self) -> None:
+        """The countdown's "more time" button: longer idle periods for this resident."""
+        self.session.more_time = True
+        self.idle.more_time()
+        self.warning = False
+
+    def finish(self) -> None:
+        """The bar's "finish" button: the resident leaves; wipe now."""
+        log.info("session_finished_by_resident")
+        self.wipe()
+
+    def wipe(self) -> None:
+        """End the session: telemetry summary out, then everything forgotten, attract shown."""
+        if self.session.started and self.node is not None:
+            try:
+                self.node.record_session(self.session.summary())
+            except Exception as exc:  # telemetry must never keep a session alive
+                log.error("session_telemetry_failed", error=str(exc))
+        self.tts.stop()
+        if self.node is not None:
+            self.node.wipe()
+        self.session.wipe()
+        self.idle.reset()
+        self._ticket_at = None
+        self._return_to = "home"
+        self.warning = False
+        self.warning_left = 0
+        self.large = False
+        self.fs = sp(TEXT_SP)
+        self.contrast = False
+        self._apply_palette()
+        self._apply_language(self.settings.default_language)
+        for name in SCREENS:
+            self.screen(name).reset()
+        self._refresh_all(self.root)
+        self.manager.current = "attract"
+        log.info("session_wiped")
+
+    def _tick(self, _dt: float) -> None:
+        if self._ticket_at is not None:
+            self.screen("doctor").waited_s = int(self.clock() - self._ticket_at)
+        if not self.session.started:
+            return
+        state = self.idle.state()
+        if state.is_expired:
+            log.info("session_idle_expired")
+            self.wipe()
+        elif state.is_warning:
+            self.warning_left = state.seconds_left
+            self.warning = True
+        else:
+            self.warning = False
+
+    def _refresh_all(self, root: Any) -> None:
+        manager: ScreenManager = root.ids.manager
+        for screen in manager.screens:
+            screen.refresh()

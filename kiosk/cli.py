@@ -1,0 +1,208 @@
+"""``machikado kiosk``: run the resident kiosk, or render every screen to PNG for review.
+
+machikado kiosk --config firmware_config/nodes/kiosk-sim.toml
+machikado kiosk snapshot --out docs/kiosk [--config PATH]
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import structlog
+import typer
+
+from edge.config import KioskSection, NodeConfig, load_config
+from kiosk.errors import KioskError
+
+log = structlog.get_logger(__name__)
+
+app = typer.Typer(
+    help="The resident kiosk (Kivy): consultation and information on a touch screen.",
+    invoke_without_command=True,
+)
+
+#: (file name suffix, large text, high contrast) of each snapshot variant.
+VARIANTS: tuple[tuple[str, bool, bool], ...] = (
+    ("", False, False),
+    ("-large", True, False),
+    ("-contrast", False, True),
+    ("-large-contrast", True, True),
+)
+
+
+def check_fonts(settings: KioskSection) -> None:
+    """A font file that is not there is a clear error at start, not boxes on screen."""
+    for key in ("font_cjk", "font_latin"):
+        path: Path = getattr(settings, key)
+        if not path.is_file():
+            raise KioskError(
+                f"kiosk.{key}: font file {path} does not exist "
+                "(Debian / Raspberry Pi OS: fonts-noto-cjk, fonts-dejavu-core)"
+            )
+
+
+ConfigOption = typer.Option(None, "--config", "-c", help="The kiosk node's TOML.")
+OutOption = typer.Option(..., "--out", "-o", help="Directory for the PNG files.")
+
+
+@app.callback()
+def main(ctx: typer.Context, config: Path | None = ConfigOption) -> None:
+    """Run the kiosk: fullscreen when kiosk.fullscreen (the Pi), else a window."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if config is None:
+        raise typer.BadParameter("give the kiosk's config: --config PATH", param_hint="--config")
+    cfg = load_config(config)
+    if cfg.node.kind != "kiosk":
+        raise KioskError(f"config {config}: node.kind is {cfg.node.kind!r}, not 'kiosk'")
+    check_fonts(cfg.kiosk)
+    run(cfg)
+
+
+def run(cfg: NodeConfig) -> None:
+    """The kiosk app with its node runtime, until the window closes."""
+    from kiosk.app import KioskApp, configure_window
+
+    configure_window(cfg.kiosk)
+    from kivy.clock import Clock
+
+    from kiosk.node import KioskNode
+
+    node = KioskNode(cfg, dispatch=lambda fn: Clock.schedule_once(lambda _dt: fn()))
+    KioskApp(cfg.kiosk, node=node).run()
+
+
+@app.command()
+def snapshot(out: Path = OutOption, config: Path | None = ConfigOption) -> None:
+    """Render every screen in every language, plus large-text and high-contrast variants.
+
+    ``--config`` gives fonts, triage protocol and content pack (default: the shipped ones).
+    Files are ``<screen>-<lang>[-large][-contrast].png``; the kiosk's node is a stand-in that
+    hands out a sample ticket and reply, so nothing is sent anywhere.
+    """
+    settings = load_config(config).kiosk if config is not None else KioskSection()
+    check_fonts(settings)
+    written = render_snapshots(settings, out)
+    typer.echo(f"{len(written)} screenshots in {out}")
+
+
+def render_snapshots(settings: KioskSection, out: Path) -> list[Path]:
+    """Render all snapshots into ``out``; the files written."""
+    from kiosk.offscreen import use_offscreen
+
+    use_offscreen(Path(tempfile.mkdtemp(prefix="machikado-kivy-")))
+    from kiosk.app import KioskApp, configure_window
+    from kiosk.offscreen import Offscreen
+
+    configure_window(settings.model_copy(update={"fullscreen": False}))
+    node = SampleNode()
+    kiosk = KioskApp(settings, node=node)
+    node.app = kiosk
+    written: list[Path] = []
+    with Offscreen(kiosk) as k:
+        for lang in kiosk.catalog.languages:
+            for suffix, large, contrast in VARIANTS:
+                for screen in walk_screens(kiosk, lang.code, large=large, contrast=contrast):
+                    path = out / f"{screen}-{lang.code}{suffix}.png"
+                    written.append(k.screenshot(path))
+    log.info("kiosk_snapshots_written", count=len(written), out=str(out))
+    return written
+
+
+def walk_screens(kiosk: Any, lang: str, *, large: bool, contrast: bool) -> Iterator[str]:
+    """Put the app into each screen's state in turn; yields the name to file it under."""
+    from kiosk.triage import Tier, all_paths
+
+    def fresh() -> None:
+        kiosk.wipe()
+        kiosk.start()
+        kiosk.choose_language(lang)
+        if large:
+            kiosk.toggle_large()
+        if contrast:
+            kiosk.toggle_contrast()
+
+    fresh()
+    kiosk.manager.current = "attract"
+    yield "attract"
+    kiosk.go("language")
+    yield "language"
+    kiosk.go("home")
+    yield "home"
+    kiosk.begin_triage()
+    yield "triage"
+    first = kiosk.session.triage.current
+    kiosk.answer(first.options[0].id)
+    yield "emergency"
+    # A path to green: the consultation most residents have.
+    kiosk.begin_triage()
+    green = next(p for p in all_paths(kiosk.protocol) if _tier_of(kiosk, p) is Tier.GREEN)
+    for option in green:
+        kiosk.answer(option)
+    yield "result"
+    kiosk.go("doctor")
+    yield "doctor"
+    kiosk.request_doctor()
+    kiosk._ticket_at -= 272  # as if the request left 4 min 32 s ago
+    yield "doctor_waiting"
+    kiosk.node.reply_now()
+    yield "doctor_reply"
+    kiosk.open_wizard()
+    pack = kiosk.content.pack
+    wizard = kiosk.screen("wizard")
+    wizard.ids[f"who_{pack.who_tags[0]}"].state = "down"
+    for tag in pack.what_tags[:2]:
+        wizard.ids[f"what_{tag}"].state = "down"
+    yield "wizard"
+    kiosk.show_info(wizard.chosen("who"), wizard.chosen("what"))
+    yield "info"
+    kiosk.warning_left = 27
+    kiosk.warning = True
+    yield "idle"
+    kiosk.warning = False
+
+
+def _tier_of(kiosk: Any, path: list[str]) -> Any:
+    from kiosk.triage import TriageSession
+
+    session = TriageSession(kiosk.protocol)
+    for option in path:
+        session.answer(option)
+    return session.outcome.tier if session.outcome else None
+
+
+class SampleNode:
+    """A stand-in for the kiosk's node in snapshots: a real ticket, a sample reply, no network."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+        self._ticket: Any = None
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def wipe(self) -> None:
+        self._ticket = None
+
+    def on_reply(self, callback: Any) -> None:
+        self._callback = callback
+
+    def request_consultation(self, request: dict[str, Any]) -> Any:
+        from kiosk.consult import DEFAULT_CONSULT_URL, Ticket
+
+        self._ticket = Ticket.new(consult_url=DEFAULT_CONSULT_URL)
+        return self._ticket
+
+    def reply_now(self) -> None:
+        """Deliver a sample reply: the tier's advice, in the resident's language."""
+        lang = self.app.lang
+        self._callback(self._ticket, self.app.tr("tier.green.advice", lang), lang)
+
+    def record_session(self, summary: Any) -> None:
+        pass
