@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cloud.config import load_config as load_collector_config
 from edge.config import NodeConfig, load_config
 from protocol.messages import NodeKind
 
@@ -146,3 +147,18 @@ def test_boot_config_pulls_each_input_of_the_pi_example_the_right_way() -> None:
         assert pulls[int(stall.pir_pin)] == "pd", stall.name
     assert restroom.help_button_pin is not None
     assert pulls[int(restroom.help_button_pin)] == "pu"
+
+
+def test_collector_example_loads_and_names_the_shipped_acl_user() -> None:
+    cfg = load_collector_config(FIRMWARE / "cloud" / "collector.toml")
+    assert cfg.mqtt.username == "collector"
+    assert cfg.mqtt.tls
+    assert cfg.store.kind == "auto"
+    acl = (FIRMWARE / "mosquitto" / "acl").read_text(encoding="utf-8")
+    assert f"user {cfg.mqtt.username}\n" in acl
+
+
+def test_collector_systemd_unit_runs_the_collector_config() -> None:
+    unit = (FIRMWARE / "systemd" / "machikado-collector.service").read_text(encoding="utf-8")
+    assert "cloud collect --config /etc/machikado/collector.toml" in unit
+    assert "KillSignal=SIGTERM" in unit
