@@ -188,8 +188,12 @@ class SimulatedScanner(BaseBleakScanner):
             next_due = {a: t for a, t in next_due.items() if a in alive}
             timeout = max(0.0, min(next_due.values()) - loop.time()) if next_due else None
             wake.clear()
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that lands as the
+            # wake event is set (the scanner being stopped as a peripheral leaves), and this
+            # loop, which only ends by cancellation, would then wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
 
     def _hear(self, peripheral: SimulatedPeripheral) -> None:
         passive = self._or_patterns and self.scanning_mode == "passive"

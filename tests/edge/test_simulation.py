@@ -47,10 +47,10 @@ def simulate(cfg: NodeConfig, done: Callable[[RecordingEmit], object]) -> Record
         tasks = [asyncio.create_task(a.run(stop)) for a in agents]
         tasks.append(asyncio.create_task(run_simulation(cfg, factory, world, stop)))
         try:
-            await wait_until(lambda: done(emit), within=15.0)
+            await wait_until(lambda: done(emit), within=60.0)
         finally:
             stop.set()
-            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+            await asyncio.wait_for(asyncio.gather(*tasks), 30)
             for agent in agents:
                 agent.close()
 
