@@ -16,6 +16,10 @@ are sent again like them, and leave the outbox when the cloud publishes
 ``{prefix}/v1/{node}/consult/accepted`` with ``{"v": 1, "ticket": key}``. A kiosk's runtime
 subscribes to ``consult/#`` and hands ``consult/reply`` payloads to the callback given to
 :meth:`NodeRuntime.on_consult_reply`.
+
+Commands arrive on ``{prefix}/v1/{node}/cmd/{name}``. ``rebirth`` is the runtime's own; a part
+of the node that wants another command registers for it with :meth:`NodeRuntime.on_command_named`
+(the kiosk takes ``cmd/content_pack``, a retained message, so it also arrives at every connect).
 """
 
 from __future__ import annotations
@@ -126,6 +130,7 @@ class NodeRuntime:
         self._receipts: list[bytes] = []
         self._accepted: list[str] = []
         self._consult_reply: Callable[[bytes], None] | None = None
+        self._commands: dict[str, Callable[[bytes], None]] = {}
         self._wake = asyncio.Event()
         self._commit_now = asyncio.Event()
         self._connected_at: float | None = None
@@ -161,6 +166,18 @@ class NodeRuntime:
     def on_consult_reply(self, callback: Callable[[bytes], None] | None) -> None:
         """Who gets ``consult/reply`` payloads, called on the loop thread; None for nobody."""
         self._consult_reply = callback
+
+    def on_command_named(self, name: str, callback: Callable[[bytes], None] | None) -> None:
+        """Who gets the payloads of ``cmd/{name}``, called on the loop thread; None for nobody.
+
+        ``rebirth`` stays the runtime's own: it cannot be taken over.
+        """
+        if name == "rebirth":
+            raise ValueError("cmd/rebirth is handled by the runtime itself")
+        if callback is None:
+            self._commands.pop(name, None)
+        else:
+            self._commands[name] = callback
 
     def _birth_payload(self) -> bytes:
         sensors = sorted({s for a in self.agents for s in getattr(a, "sensors", ())})
@@ -225,9 +242,15 @@ class NodeRuntime:
             self._log.debug("consult_topic_ignored", level="/".join(rest))
 
     def on_command(self, name: str, payload: bytes) -> None:
-        self._log.info("command", name=name)
+        self._log.info("command", name=name, size=len(payload))
+        handler = self._commands.get(name)
         if name == "rebirth":
             self.link.publish_birth()
+        elif handler is not None:
+            try:
+                handler(payload)
+            except Exception:  # a failing handler must not take the link's callback down
+                self._log.exception("command_failed", name=name)
         else:
             self._log.warning("unknown_command", name=name)
 

@@ -6,6 +6,10 @@ The screens are thin (``screens/*.kv``, each loaded once); everything they show 
 session and the domain modules, which know nothing of Kivy. Navigation is
 ``manager.current = name``; anything from another thread reaches the UI through
 ``Clock.schedule_once``.
+
+Start-up is ordered for a quick first frame: only the attract screen is built before it; the
+node runtime starts and the other screens are built one per frame after it (a screen asked
+for earlier is built on the spot).
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ SCREENS: dict[str, type[KioskScreen]] = {
 }
 #: How often the idle timer and the waiting time are looked at.
 TICK_S = 0.2
+#: How often the content pack file (``kiosk.content_pack``) is checked for a new version.
+PACK_POLL_S = 3.0
 #: Body text size, normal and in large-text mode.
 TEXT_SP = 24.0
 LARGE_TEXT_SP = 34.0
@@ -116,7 +122,7 @@ TIER_BG: dict[str, Rgba] = {
 }
 TIER_FG: dict[str, Rgba] = {"red": WHITE, "yellow": BLACK, "green": WHITE, "white": BLACK}
 
-_kv_loaded = False
+_kv_loaded: set[str] = set()
 
 
 class ConsultNode(Protocol):
@@ -133,6 +139,8 @@ class ConsultNode(Protocol):
     def record_session(self, summary: Mapping[str, Any]) -> None: ...
 
     def wipe(self) -> None: ...
+
+    def on_content_pack(self, callback: Callable[[bytes], None]) -> None: ...
 
 
 class KioskRoot(FloatLayout):  # type: ignore[misc]  # Kivy has no type hints
@@ -160,14 +168,13 @@ def configure_window(settings: KioskSection) -> None:
     Config.set("kivy", "exit_on_escape", "0")
 
 
-def load_kv() -> None:
-    """Load the widget rules, the frame and every screen's ``.kv`` file, once per process."""
-    global _kv_loaded
-    if _kv_loaded:
-        return
-    for name in ("widgets", "root", *SCREENS):
-        Builder.load_file(str(KV_DIR / f"{name}.kv"))
-    _kv_loaded = True
+def load_kv(*names: str) -> None:
+    """Load these ``.kv`` files (default: the widget rules, the frame and every screen), each
+    once per process."""
+    for name in names or ("widgets", "root", *SCREENS):
+        if name not in _kv_loaded:
+            Builder.load_file(str(KV_DIR / f"{name}.kv"))
+            _kv_loaded.add(name)
 
 
 class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
@@ -212,11 +219,17 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         clock: Callable[[], float] = time.monotonic,
         today: Callable[[], date] = date.today,
         tts: ReadAloud | None = None,
+        pack_poll_s: float = PACK_POLL_S,
     ) -> None:
         self.settings = settings
         self.catalog = catalog or Catalog.load()
         self.protocol = protocol or TriageProtocol.load(settings.triage_protocol)
+        # Before the pack is read, so that a change made meanwhile is seen at the first poll.
+        self._pack_file_seen = _file_signature(settings.content_pack)
         self.content = content or ContentStore(ContentPack.load(settings.content_pack))
+        self.pack_poll_s = pack_poll_s
+        #: The last content pack refused: (where it came from, every reason), for staff.
+        self.pack_refusal: tuple[str, tuple[str, ...]] | None = None
         self.node = node
         self.clock = clock
         self.today = today
@@ -237,23 +250,42 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
     def build(self) -> KioskRoot:
         from kivy.core.window import Window  # creates the window: only when the app runs
 
-        load_kv()
+        load_kv("widgets", "root", "attract")
         root = KioskRoot()
         manager: ScreenManager = root.ids.manager
         manager.transition = NoTransition()
-        for name, cls in SCREENS.items():
-            manager.add_widget(cls(name=name))
+        manager.add_widget(AttractScreen(name="attract"))
         Window.bind(on_touch_down=self._on_any_touch)
+        Window.bind(on_flip=self._on_first_flip)
         Clock.schedule_interval(self._tick, TICK_S)
         if self.node is not None:
             self.node.on_reply(self._on_reply)
+            self.node.on_content_pack(self._pack_from_cloud)
+        if self.settings.content_pack is not None:
+            Clock.schedule_interval(self._poll_pack_file, self.pack_poll_s)
         self._refresh_all(root)
         return root
 
     def on_start(self) -> None:
+        log.info("kiosk_started", language=self.lang)
+
+    def _on_first_flip(self, window: Any) -> None:
+        # on_flip comes before the buffers swap: the next tick is after the first frame.
+        window.unbind(on_flip=self._on_first_flip)
+        Clock.schedule_once(self._after_first_frame, 0)
+
+    def _after_first_frame(self, _dt: float) -> None:
         if self.node is not None:
             self.node.start()
-        log.info("kiosk_started", screens=len(SCREENS), language=self.lang)
+        Clock.schedule_once(self._build_next_screen, 0)
+
+    def _build_next_screen(self, _dt: float) -> None:
+        missing = [name for name in SCREENS if not self.manager.has_screen(name)]
+        if missing:
+            self.screen(missing[0])
+            Clock.schedule_once(self._build_next_screen, 0)
+        else:
+            log.info("kiosk_screens_built", screens=len(SCREENS))
 
     def on_stop(self) -> None:
         self.tts.stop()
@@ -266,8 +298,16 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         return manager
 
     def screen(self, name: str) -> Any:
-        """The screen called ``name``."""
-        return self.manager.get_screen(name)
+        """The screen called ``name`` (built now if it was not yet)."""
+        manager = self.manager
+        if not manager.has_screen(name):
+            if name not in SCREENS:
+                raise KeyError(f"no screen called {name!r}")
+            load_kv(name)
+            screen = SCREENS[name](name=name)
+            manager.add_widget(screen)
+            screen.refresh()
+        return manager.get_screen(name)
 
     # -- texts and fonts --------------------------------------------------------------------
 
@@ -465,16 +505,45 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             self.session.view_info(set(), ranked.item.id)
         return items
 
-    def offer_content_pack(self, raw: bytes) -> list[str]:
+    def offer_content_pack(self, raw: bytes, *, source: str = "content pack") -> list[str]:
         """A new content pack (retained MQTT message or file): used only if valid.
 
         Returns the reasons it was refused ([] = now in use). A refused pack leaves the current
-        one in place; the reasons are in the log for staff.
+        one in place; the reasons are in the log for staff and in :attr:`pack_refusal`. The
+        pack in use offered again (a retained message at reconnect) changes nothing.
         """
-        reasons = self.content.replace(raw)
-        if not reasons and self.root is not None:
+        if self.content.holds(raw):
+            log.debug("content_pack_unchanged", source=source)
+            return []
+        reasons = self.content.replace(raw, source=source)
+        if reasons:
+            self.pack_refusal = (source, tuple(reasons))
+        elif self.root is not None:
             Clock.schedule_once(lambda _dt: self._refresh_all(self.root))
         return reasons
+
+    def _pack_from_cloud(self, raw: bytes) -> None:
+        # Called on the Kivy thread (the node's dispatch goes through Clock).
+        self.offer_content_pack(raw, source="mqtt")
+
+    def _poll_pack_file(self, _dt: float) -> None:
+        """A changed ``kiosk.content_pack`` file is offered like a pack from the cloud."""
+        path = self.settings.content_pack
+        if path is None:
+            return
+        seen = _file_signature(path)
+        if seen == self._pack_file_seen:
+            return
+        self._pack_file_seen = seen
+        if seen is None:
+            log.warning("content_pack_file_missing", path=str(path))
+            return
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            log.warning("content_pack_file_unreadable", path=str(path), error=exc.strerror)
+            return
+        self.offer_content_pack(raw, source=str(path))
 
     # -- idle and wipe ----------------------------------------------------------------------
 
@@ -515,8 +584,8 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         self.contrast = False
         self._apply_palette()
         self._apply_language(self.settings.default_language)
-        for name in SCREENS:
-            self.screen(name).reset()
+        for screen in self.manager.screens:
+            screen.reset()
         self._refresh_all(self.root)
         self.manager.current = "attract"
         log.info("session_wiped")
@@ -540,3 +609,14 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         manager: ScreenManager = root.ids.manager
         for screen in manager.screens:
             screen.refresh()
+
+
+def _file_signature(path: Path | None) -> tuple[int, int, int] | None:
+    """What tells a rewritten file from the one seen before: (mtime ns, size, inode)."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)

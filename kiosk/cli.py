@@ -99,7 +99,9 @@ def render_snapshots(settings: KioskSection, out: Path) -> list[Path]:
 
     configure_window(settings.model_copy(update={"fullscreen": False}))
     node = SampleNode()
-    kiosk = KioskApp(settings, node=node)
+    # The app's clock stands still unless a snapshot moves it: frames spent rendering must not
+    # count as a resident's idle time or waiting time.
+    kiosk = KioskApp(settings, node=node, clock=StillClock())
     node.app = kiosk
     written: list[Path] = []
     with Offscreen(kiosk) as k:
@@ -146,7 +148,9 @@ def walk_screens(kiosk: Any, lang: str, *, large: bool, contrast: bool) -> Itera
     kiosk.go("doctor")
     yield "doctor"
     kiosk.request_doctor()
-    kiosk._ticket_at -= 272  # as if the request left 4 min 32 s ago
+    kiosk.clock.advance(272)  # as if the request left 4 min 32 s ago
+    kiosk.idle.touch()
+    kiosk._tick(0)
     yield "doctor_waiting"
     kiosk.node.reply_now()
     yield "doctor_reply"
@@ -159,10 +163,11 @@ def walk_screens(kiosk: Any, lang: str, *, large: bool, contrast: bool) -> Itera
     yield "wizard"
     kiosk.show_info(wizard.chosen("who"), wizard.chosen("what"))
     yield "info"
-    kiosk.warning_left = 27
-    kiosk.warning = True
+    # No touch for the idle time and 3 s more: the countdown shows 27 s left.
+    kiosk.idle.touch()
+    kiosk.clock.advance(kiosk.idle.current_idle_s + 3)
+    kiosk._tick(0)
     yield "idle"
-    kiosk.warning = False
 
 
 def _tier_of(kiosk: Any, path: list[str]) -> Any:
@@ -172,6 +177,19 @@ def _tier_of(kiosk: Any, path: list[str]) -> Any:
     for option in path:
         session.answer(option)
     return session.outcome.tier if session.outcome else None
+
+
+class StillClock:
+    """A clock that moves only when told to (``advance``): snapshots show exact times."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class SampleNode:
@@ -192,6 +210,9 @@ class SampleNode:
 
     def on_reply(self, callback: Any) -> None:
         self._callback = callback
+
+    def on_content_pack(self, callback: Any) -> None:
+        pass
 
     def request_consultation(self, request: dict[str, Any]) -> Any:
         from kiosk.consult import DEFAULT_CONSULT_URL, Ticket

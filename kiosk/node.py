@@ -6,6 +6,10 @@ A consultation request is sealed here, on the caller's thread, and stored in the
 :meth:`KioskNode.request_consultation` returns its ticket; the runtime sends it, sends it again
 until the consultation service says ``consult/accepted``, and hands back ``consult/reply``.
 
+New content packs come as the retained command ``{prefix}/v1/{node}/cmd/content_pack``, so the
+current one also arrives at every connect; :meth:`KioskNode.on_content_pack` hands each payload
+(through ``dispatch``) to the app, which validates it before it replaces the pack in use.
+
 Privacy: the node remembers only the current session's ticket and the reply key; a reply for
 any other ticket, such as a late answer for the resident before a wipe, is dropped unread (it
 can still be fetched by phone with the QR code). :meth:`KioskNode.wipe` forgets the ticket,
@@ -20,14 +24,12 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import ValidationError
 
 from edge.config import NodeConfig
-from edge.outbox import Outbox
-from edge.runtime import NodeRuntime
 from kiosk.consult import (
     DEFAULT_CONSULT_URL,
     REQUEST_SUFFIX,
@@ -45,10 +47,18 @@ from kiosk.consult import (
 )
 from kiosk.telemetry import session_reading
 
+if TYPE_CHECKING:
+    from edge.outbox import Outbox
+    from edge.runtime import NodeRuntime
+
 log = structlog.get_logger(__name__)
 
 #: Called with (ticket, reply text, reply language) when the doctor's answer arrives.
 ReplyCallback = Callable[[Ticket, str, str], None]
+#: Called with the raw bytes of a content pack that arrived over MQTT (not yet validated).
+PackCallback = Callable[[bytes], None]
+#: The command a new content pack arrives as: ``{prefix}/v1/{node}/cmd/content_pack``.
+CONTENT_PACK_COMMAND = "content_pack"
 #: Runs a delivery where the app wants it, e.g. ``lambda fn: Clock.schedule_once(lambda _: fn())``.
 Dispatch = Callable[[Callable[[], None]], None]
 
@@ -100,6 +110,7 @@ class KioskNode:
         self._outbox = outbox
         self._lock = threading.Lock()
         self._callbacks: list[ReplyCallback] = []
+        self._pack_callbacks: list[PackCallback] = []
         # Session state: everything here is dropped by wipe().
         self._ticket: Ticket | None = None
         self._reply_key: ReplyKey | None = None
@@ -160,8 +171,12 @@ class KioskNode:
                 self._log.exception("kiosk_node_failed")
 
     async def _run(self) -> None:
+        # Imported here, on the node's thread: the MQTT stack is not needed for the first frame.
+        from edge.runtime import NodeRuntime
+
         runtime = NodeRuntime(self.config, outbox=self._outbox)
         runtime.on_consult_reply(self._on_reply_payload)
+        runtime.on_command_named(CONTENT_PACK_COMMAND, self._on_pack_payload)
         self._stop = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._runtime = runtime
@@ -174,6 +189,11 @@ class KioskNode:
         if self._runtime is None or self._loop is None or self._thread is None:
             raise ConsultError(f"kiosk node {self.node} is not started")
         return self._runtime
+
+    @property
+    def running(self) -> bool:
+        """Whether the runtime thread is running (between :meth:`start` and :meth:`stop`)."""
+        return self._thread is not None
 
     @property
     def connected(self) -> bool:
@@ -318,6 +338,32 @@ class KioskNode:
                     callback(ticket, reply.text, reply.language)
                 except Exception:
                     self._log.exception("consult_reply_callback_failed")
+
+        self._dispatch(deliver)
+
+    # ---------------------------------------------------------- content packs
+    def on_content_pack(self, callback: PackCallback) -> None:
+        """Call ``callback(raw)`` (through ``dispatch``) with each content pack that arrives as
+        ``cmd/content_pack``; validating it is the callback's job. Not session state: a wipe
+        keeps it. An empty payload (the cloud cleared the retained pack) is not handed on."""
+        with self._lock:
+            self._pack_callbacks.append(callback)
+
+    def _on_pack_payload(self, payload: bytes) -> None:
+        """A ``cmd/content_pack`` arrived (on the node's loop thread)."""
+        if not payload:
+            self._log.info("content_pack_cleared_keeping_current")
+            return
+        with self._lock:
+            callbacks = list(self._pack_callbacks)
+        self._log.info("content_pack_received", size=len(payload))
+
+        def deliver() -> None:
+            for callback in callbacks:
+                try:
+                    callback(payload)
+                except Exception:
+                    self._log.exception("content_pack_callback_failed")
 
         self._dispatch(deliver)
 

@@ -12,6 +12,7 @@ from kivy.graphics import Color, Rectangle
 from kivy.graphics.texture import Texture
 from kivy.properties import ListProperty, NumericProperty, StringProperty
 from kivy.uix.button import Button
+from kivy.uix.gridlayout import GridLayout
 from kivy.uix.label import Label
 from kivy.uix.togglebutton import ToggleButton
 from kivy.uix.widget import Widget
@@ -28,6 +29,8 @@ class KButton(Button):  # type: ignore[misc]  # Kivy has no type hints
     font_override = StringProperty("")
     #: Text size relative to the kiosk's body text.
     scale = NumericProperty(1.0)
+    #: The tallest text in its row, set by an :class:`EvenGrid` so the row's buttons match.
+    row_text_height = NumericProperty(0)
 
 
 class KToggle(ToggleButton):  # type: ignore[misc]  # Kivy has no type hints
@@ -36,6 +39,42 @@ class KToggle(ToggleButton):  # type: ignore[misc]  # Kivy has no type hints
     #: What the choice stands for (a need tag), independent of the text shown.
     value = StringProperty("")
     scale = NumericProperty(1.0)
+    row_text_height = NumericProperty(0)
+
+
+class EvenGrid(GridLayout):  # type: ignore[misc]  # Kivy has no type hints
+    """A grid of buttons in which every button of a row is as tall as the row's tallest text
+    needs (a translation that wraps to two lines would otherwise leave a ragged row).
+
+    In a ``.kv`` file::
+
+        EvenGrid:
+            cols: 2
+            size_hint_y: None
+            height: self.minimum_height
+    """
+
+    def add_widget(self, widget: Any, *args: Any, **kwargs: Any) -> None:
+        super().add_widget(widget, *args, **kwargs)
+        widget.bind(texture_size=self._even_rows)
+        self._even_rows()
+
+    def remove_widget(self, widget: Any, *args: Any, **kwargs: Any) -> None:
+        widget.unbind(texture_size=self._even_rows)
+        super().remove_widget(widget, *args, **kwargs)
+        self._even_rows()
+
+    def on_cols(self, *_args: Any) -> None:
+        self._even_rows()
+
+    def _even_rows(self, *_args: Any) -> None:
+        cells = list(reversed(self.children))  # Kivy keeps the last added first
+        cols = max(1, int(self.cols or 1))
+        for start in range(0, len(cells), cols):
+            row = cells[start : start + cols]
+            tallest = max(cell.texture_size[1] for cell in row)
+            for cell in row:
+                cell.row_text_height = tallest
 
 
 class KLabel(Label):  # type: ignore[misc]  # Kivy has no type hints

@@ -36,6 +36,7 @@ Ranking (:meth:`ContentPack.rank`), for the needs a resident picked in the wizar
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ from urllib.parse import urlsplit
 import structlog
 import yaml
 
+from kiosk import yamlfile
 from kiosk.errors import ContentPackError
 
 log = structlog.get_logger(__name__)
@@ -199,7 +201,7 @@ def parse_pack_bytes(raw: bytes) -> tuple[Any, list[str]]:
         except json.JSONDecodeError as exc:
             return None, [f"not valid JSON ({exc.msg} at line {exc.lineno})"]
     try:
-        return yaml.safe_load(text), []
+        return yamlfile.safe_load(text), []
     except yaml.YAMLError as exc:
         return None, [f"not valid YAML ({exc})"]
 
@@ -310,8 +312,9 @@ class ContentStore:
     'sample-city'
     """
 
-    def __init__(self, pack: ContentPack) -> None:
+    def __init__(self, pack: ContentPack, *, raw: bytes | None = None) -> None:
         self._pack = pack
+        self._digest = _digest(raw) if raw is not None else b""
         self._lock = threading.Lock()
 
     @property
@@ -320,21 +323,44 @@ class ContentStore:
         with self._lock:
             return self._pack
 
-    def replace(self, new: bytes) -> list[str]:
-        """Validate ``new`` and switch to it; the reasons it was refused ([] = accepted)."""
+    def holds(self, raw: bytes) -> bool:
+        """Whether ``raw`` is byte for byte the pack in use (a retained pack comes again at
+        every reconnect, a file poll may see the same bytes rewritten)."""
+        with self._lock:
+            return self._digest == _digest(raw)
+
+    def replace(self, new: bytes, *, source: str = "content pack") -> list[str]:
+        """Validate ``new`` and switch to it; the reasons it was refused ([] = accepted).
+
+        ``source`` (``mqtt``, a file path) names where it came from in the log.
+        """
         try:
             pack = ContentPack.load(new)
         except ContentPackError as exc:
             with self._lock:
                 kept = self._pack
             log.warning(
-                "content_pack_refused", kept=kept.id, revision=kept.revision, reasons=exc.reasons
+                "content_pack_refused",
+                source=source,
+                kept=kept.id,
+                revision=kept.revision,
+                reasons=exc.reasons,
             )
             return list(exc.reasons)
         with self._lock:
-            old, self._pack = self._pack, pack
-        log.info("content_pack_replaced", pack=pack.id, revision=pack.revision, old=old.revision)
+            old, self._pack, self._digest = self._pack, pack, _digest(new)
+        log.info(
+            "content_pack_replaced",
+            source=source,
+            pack=pack.id,
+            revision=pack.revision,
+            old=old.revision,
+        )
         return []
+
+
+def _digest(raw: bytes) -> bytes:
+    return hashlib.sha256(raw).digest()
 
 
 def _check_texts(where: str, texts: Any, langs: list[str]) -> list[str]:

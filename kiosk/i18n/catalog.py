@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import yaml
 
+from kiosk import yamlfile
 from kiosk.errors import TranslationError
 
 #: The catalog shipped with the kiosk.
@@ -221,7 +222,7 @@ class Catalog:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yamlfile.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TranslationError(str(path), [f"cannot read ({exc.strerror})"]) from None
     except yaml.YAMLError as exc:

@@ -30,13 +30,21 @@ class InfoScreen(KioskScreen):
             del self.ids[key]
         for n, ranked in enumerate(items):
             row = BoxLayout(spacing=dp(24), size_hint_y=None)
-            text = BoxLayout(orientation="vertical", size_hint_y=None, spacing=dp(8))
+            # Title and QR code both hang from the top of the row, whichever is taller.
+            text = BoxLayout(
+                orientation="vertical", size_hint_y=None, spacing=dp(8), pos_hint={"top": 1}
+            )
             text.bind(minimum_height=text.setter("height"))
             text.add_widget(KTitle(text=ranked.title, scale=1.15))
             text.add_widget(KLabel(text=ranked.body))
             row.add_widget(text)
             if ranked.link:
-                qr = QrCode(data=ranked.link, size_hint=(None, None), size=(dp(180), dp(180)))
+                qr = QrCode(
+                    data=ranked.link,
+                    size_hint=(None, None),
+                    size=(dp(180), dp(180)),
+                    pos_hint={"top": 1},
+                )
                 row.add_widget(qr)
                 self.ids[f"qr_{n}"] = qr
             text.bind(height=lambda t, h, r=row: setattr(r, "height", max(h, dp(180))))

@@ -53,6 +53,7 @@ from typing import Any
 
 import yaml
 
+from kiosk import yamlfile
 from kiosk.errors import TriageProtocolError
 
 FORMAT = "machikado-triage"
@@ -153,7 +154,7 @@ class TriageProtocol:
         """Read and validate a protocol file (default: the shipped sample)."""
         where = Path(path) if path is not None else DEFAULT_PROTOCOL
         try:
-            data = yaml.safe_load(where.read_text(encoding="utf-8"))
+            data = yamlfile.safe_load(where.read_text(encoding="utf-8"))
         except OSError as exc:
             raise TriageProtocolError(str(where), [f"cannot read ({exc.strerror})"]) from None
         except yaml.YAMLError as exc:
@@ -452,7 +453,7 @@ def check_protocol_file(path: Path | str, *, languages: list[str] | None = None)
     The hook for a ``validate`` command: print the reasons, exit non-zero if any.
     """
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yamlfile.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         return [f"{path}: cannot read ({exc.strerror})"]
     except yaml.YAMLError as exc:

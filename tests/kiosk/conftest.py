@@ -4,6 +4,10 @@ Kivy allows one App per process, so a test calls ``run_scenario("module:function
 process (``drive``) sets up SDL's offscreen driver, builds the kiosk with a fake node and a fake
 clock, and calls the scenario with a :class:`Kiosk` handle. An assertion failing inside the
 child fails the test with the child's traceback.
+
+``run_scenario(target, node_config=cfg)`` gives the app the real :class:`kiosk.node.KioskNode`
+with that config instead (its runtime connects to a real broker); ``content_pack=path`` makes
+the app use and watch that pack file; ``params`` reach the scenario as ``k.params``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
+
+from edge.config import NodeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A scenario child that has not finished by then prints its stacks and exits.
@@ -147,6 +153,7 @@ class FakeNode:
         self.requests: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
         self.callbacks: list[Callable[[Any, str, str], None]] = []
+        self.pack_callbacks: list[Callable[[bytes], None]] = []
         self.ticket: Any = None
         self.started = self.stopped = False
         self.wipes = 0
@@ -178,15 +185,22 @@ class FakeNode:
     def record_session(self, summary: Any) -> None:
         self.sessions.append(dict(summary))
 
+    def on_content_pack(self, callback: Callable[[bytes], None]) -> None:
+        self.pack_callbacks.append(callback)
+
 
 class Kiosk:
-    """What a scenario gets: the running app, its fake node and clock, and the driver."""
+    """What a scenario gets: the running app, its node (fake or real) and clock, the driver,
+    and the test's ``params``."""
 
-    def __init__(self, driver: Any, node: FakeNode, clock: FakeClock) -> None:
+    def __init__(
+        self, driver: Any, node: Any, clock: FakeClock, params: dict[str, Any] | None = None
+    ) -> None:
         self.driver = driver
         self.app = driver.app
         self.node = node
         self.clock = clock
+        self.params = params or {}
 
     def widget(self, screen: str, wid: str) -> Any:
         return self.app.screen(screen).ids[wid]
@@ -208,8 +222,16 @@ class Kiosk:
         return texts
 
 
-def drive(target: str, home: str) -> None:
-    """Child process: run the scenario ``module:function`` against an offscreen kiosk."""
+#: How often the app looks at its content pack file in UI tests (the kiosk's default is 3 s).
+TEST_PACK_POLL_S = 0.1
+
+
+def drive(target: str, home: str, options: str = "{}") -> None:
+    """Child process: run the scenario ``module:function`` against an offscreen kiosk.
+
+    ``options`` (JSON): ``node_config`` (a NodeConfig as JSON: the real KioskNode),
+    ``content_pack`` (a pack file the app uses and watches), ``params`` (for the scenario).
+    """
     import faulthandler
 
     # SDL turns SIGTERM into a quit event, so a hung child would outlive a timeout: dump every
@@ -218,33 +240,80 @@ def drive(target: str, home: str) -> None:
     from kiosk.offscreen import use_offscreen
 
     use_offscreen(Path(home))
-    from edge.config import KioskSection
+    from kivy.clock import Clock
+
+    from edge.config import KioskSection, NodeConfig
     from kiosk.app import KioskApp, configure_window
     from kiosk.content import ContentPack, ContentStore
+    from kiosk.node import KioskNode
     from kiosk.offscreen import Offscreen
 
+    opts: dict[str, Any] = json.loads(options)
     module, func = target.split(":")
     scenario = getattr(importlib.import_module(module), func)
-    settings = KioskSection(idle_s=90, warning_s=30, tts_command=["true", "{voice}", "{text}"])
+    settings = KioskSection(
+        idle_s=90,
+        warning_s=30,
+        tts_command=["true", "{voice}", "{text}"],
+        content_pack=opts.get("content_pack"),
+    )
     configure_window(settings)
-    node, clock = FakeNode(), FakeClock()
-    content = ContentStore(ContentPack.load(TEST_PACK.encode()))
-    app = KioskApp(settings, node=node, clock=clock, content=content)
+    clock = FakeClock()
+    node: FakeNode | KioskNode
+    if opts.get("node_config"):
+        config = NodeConfig.model_validate_json(opts["node_config"])
+        node = KioskNode(config, dispatch=lambda fn: Clock.schedule_once(lambda _dt: fn()))
+    else:
+        node = FakeNode()
+    content = None if settings.content_pack else ContentStore(ContentPack.load(TEST_PACK.encode()))
+    app = KioskApp(settings, node=node, clock=clock, content=content, pack_poll_s=TEST_PACK_POLL_S)
     with Offscreen(app) as driver:
-        scenario(Kiosk(driver, node, clock))
-    assert node.started, "the app must start its node"
-    assert node.stopped, "the app must stop its node"
+        if isinstance(node, KioskNode):
+            assert node.running, "the app must start its node"
+        scenario(Kiosk(driver, node, clock, opts.get("params")))
+    if isinstance(node, KioskNode):
+        assert not node.running, "the app must stop its node"
+    else:
+        assert node.started, "the app must start its node"
+        assert node.stopped, "the app must stop its node"
+
+
+class RunScenario(Protocol):
+    def __call__(
+        self,
+        target: str,
+        *,
+        node_config: NodeConfig | None = None,
+        content_pack: Path | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> subprocess.CompletedProcess[str]: ...
 
 
 @pytest.fixture
-def run_scenario(tmp_path: Path) -> Callable[[str], subprocess.CompletedProcess[str]]:
+def run_scenario(tmp_path: Path) -> RunScenario:
     """Run a scenario in a fresh process; fails the test with its output if it failed."""
 
-    def run(target: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        target: str,
+        *,
+        node_config: NodeConfig | None = None,
+        content_pack: Path | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        code = "import sys; from tests.kiosk.conftest import drive; drive(sys.argv[1], sys.argv[2])"
+        options = json.dumps(
+            {
+                "node_config": node_config.model_dump_json() if node_config else None,
+                "content_pack": str(content_pack) if content_pack else None,
+                "params": params or {},
+            }
+        )
+        code = (
+            "import sys; from tests.kiosk.conftest import drive; "
+            "drive(sys.argv[1], sys.argv[2], sys.argv[3])"
+        )
         proc = subprocess.run(
-            [sys.executable, "-c", code, target, str(tmp_path / "kivy")],
+            [sys.executable, "-c", code, target, str(tmp_path / "kivy"), options],
             cwd=ROOT,
             env=env,
             capture_output=True,

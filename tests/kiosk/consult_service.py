@@ -1,8 +1,11 @@
-"""Test helpers: a stand-in consultation service on a real broker, and a kiosk node config.
+"""Test helpers: a stand-in consultation service on a real broker, a kiosk node config, and
+the cloud's content-pack command.
 
 :class:`ConsultService` subscribes to every kiosk's ``consult/request``, opens each request with
 the service's private key, and (when told to) publishes ``consult/accepted`` and a sealed
-``consult/reply``, as the cloud's consultation service does.
+``consult/reply``, as the cloud's consultation service does. :func:`publish_content_pack`
+publishes a pack as the cloud does: retained, on ``cmd/content_pack``, as the ``collector``
+user that the shipped ACL lets write commands (:func:`shipped_acl_broker`).
 """
 
 from __future__ import annotations
@@ -27,9 +30,51 @@ from kiosk.consult import (
 )
 from protocol import Topics
 from tests.integration.nodes import wait_for
-from tests.services import MosquittoServer
+from tests.services import MosquittoFactory, MosquittoServer
 
 TIMEOUT_S = 20.0
+SHIPPED_ACL = Path(__file__).resolve().parents[2] / "firmware_config" / "mosquitto" / "acl"
+#: The cloud's MQTT user in the shipped ACL: may write ``machikado/v1/+/cmd/#``.
+CLOUD_USER = "collector"
+
+
+def shipped_acl_broker(
+    factory: MosquittoFactory, tmp_dir: Path, *, node: str
+) -> tuple[MosquittoServer, dict[str, str]]:
+    """A broker with the shipped ACL, users ``node`` and ``collector``; and their passwords."""
+    acl = tmp_dir / "acl"
+    acl.write_text(SHIPPED_ACL.read_text(encoding="utf-8"), encoding="utf-8")
+    passwords = {node: f"{node}-secret", CLOUD_USER: "collector-secret"}
+    return factory(users=passwords, acl_file=acl), passwords
+
+
+def publish_content_pack(
+    host: str, port: int, node: str, pack: bytes, password: str, *, prefix: str = "machikado"
+) -> None:
+    """Publish ``pack`` retained on ``node``'s ``cmd/content_pack`` as the cloud; wait for the
+    broker's PUBACK and fail if the broker refused it."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set(CLOUD_USER, password)
+    acked = threading.Event()
+    codes: list[Any] = []
+
+    def on_publish(_c: Any, _u: Any, _mid: int, reason: Any, _p: Any) -> None:
+        codes.append(reason)
+        acked.set()
+
+    client.on_publish = on_publish
+    client.connect(host, port, keepalive=10)
+    client.loop_start()
+    try:
+        client.publish(Topics(prefix).cmd(node, "content_pack"), pack, qos=1, retain=True)
+        if not acked.wait(TIMEOUT_S):
+            raise AssertionError(f"no PUBACK for the content pack within {TIMEOUT_S:g} s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    (code,) = codes
+    if code.is_failure:
+        raise AssertionError(f"the broker refused the content pack: {code}")
 
 
 def kiosk_config(

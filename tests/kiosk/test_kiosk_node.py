@@ -13,7 +13,14 @@ from nacl.public import PrivateKey
 from kiosk.consult import ConsultError, Ticket
 from kiosk.node import KioskNode
 from protocol import Envelope, Topics
-from tests.kiosk.consult_service import ConsultService, kiosk_config, wait_until
+from tests.kiosk.consult_service import (
+    CLOUD_USER,
+    ConsultService,
+    kiosk_config,
+    publish_content_pack,
+    shipped_acl_broker,
+    wait_until,
+)
 from tests.services import MosquittoFactory, MosquittoServer
 from tests.services.clients import RecordingClient
 from tests.services.ports import free_port
@@ -264,3 +271,32 @@ def test_a_request_with_bad_fields_names_them_without_their_values(
     assert "Cough-purple" not in str(caught.value)
     assert node.current_ticket is None
     assert node.runtime.outbox.message_keys() == []
+
+
+def test_a_retained_content_pack_from_the_cloud_reaches_the_app_and_a_wipe_keeps_it(
+    mosquitto_factory: MosquittoFactory, tmp_path: Path, service_key: PrivateKey
+) -> None:
+    broker, passwords = shipped_acl_broker(mosquitto_factory, tmp_path, node="k-01")
+    publish_content_pack(broker.host, broker.port, "k-01", b"pack one", passwords[CLOUD_USER])
+    config = kiosk_config(
+        tmp_path / "data", port=broker.port, public_key=bytes(service_key.public_key)
+    )
+    config = config.model_copy(
+        update={"mqtt": config.mqtt.model_copy(update={"password": passwords["k-01"]})}
+    )
+    packs: list[bytes] = []
+    node = KioskNode(config)
+    node.on_content_pack(packs.append)
+    node.start()
+    try:
+        wait_until("the retained pack", lambda: packs == [b"pack one"])
+        node.wipe()  # a resident leaving does not touch the content
+        publish_content_pack(broker.host, broker.port, "k-01", b"pack two", passwords[CLOUD_USER])
+        wait_until("the second pack", lambda: packs == [b"pack one", b"pack two"])
+        # The cloud clearing its retained pack is not a pack: nothing is handed on.
+        publish_content_pack(broker.host, broker.port, "k-01", b"", passwords[CLOUD_USER])
+        publish_content_pack(broker.host, broker.port, "k-01", b"pack three", passwords[CLOUD_USER])
+        wait_until("the third pack", lambda: len(packs) == 3)
+    finally:
+        node.stop()
+    assert packs == [b"pack one", b"pack two", b"pack three"]
