@@ -10,7 +10,7 @@ import kiosk.screens  # noqa: F401  (Kivy's environment, before Kivy is imported
 # isort: split
 from kivy.graphics import Color, Rectangle
 from kivy.graphics.texture import Texture
-from kivy.properties import ListProperty, NumericProperty, StringProperty
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.button import Button
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.label import Label
@@ -82,6 +82,9 @@ class KLabel(Label):  # type: ignore[misc]  # Kivy has no type hints
 
     font_override = StringProperty("")
     scale = NumericProperty(1.0)
+    #: White text for a coloured background (the emergency screen, tier boxes). A colour set on
+    #: the instance in .kv would be overwritten whenever the palette changes; this is not.
+    inverse = BooleanProperty(False)
 
 
 class KTitle(KLabel):
