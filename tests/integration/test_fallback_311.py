@@ -89,12 +89,20 @@ def test_auto_node_falls_back_to_311_on_amqtt_and_loses_nothing(
 ) -> None:
     count = 500
     node = NodeProcess(
-        write_node_config(tmp_path, port=amqtt_broker.port, rate=100, count=count, protocol="auto")
+        write_node_config(
+            tmp_path,
+            port=amqtt_broker.port,
+            rate=100,
+            count=count,
+            protocol="auto",
+            resend_after_s=5,
+        )
     )
     with ReceiptStandin(amqtt_broker.host, amqtt_broker.port, protocol="3.1.1") as cloud:
         node.start()
-        wait_for("all readings produced", lambda: node.stats().produced >= count, 60)
-        wait_for("outbox drained", lambda: delivered_everything(node, cloud), 60)
+        # The first MQTT 5 CONNECT goes unanswered for CONNACK_TIMEOUT_S before the fallback.
+        wait_for("all readings produced", lambda: node.stats().produced >= count, 90)
+        wait_for("outbox drained", lambda: delivered_everything(node, cloud), 120)
         link = node.link()
         assert node.terminate() == 0
     stats = node.stats()
