@@ -9,21 +9,25 @@ session and the domain modules, which know nothing of Kivy. Navigation is
 
 Start-up is ordered for a quick first frame: only the attract screen is built before it; the
 node runtime starts and the other screens are built one per frame after it (a screen asked
-for earlier is built on the spot).
+for earlier is built on the spot). ``machikado kiosk`` goes further (:meth:`KioskApp.deferred`):
+before the first frame it knows only the window settings, read straight from the TOML; the
+node config is validated, the triage protocol and the content pack loaded right after it, and
+what pydantic, structlog and the node runtime cost to import is paid then. A config refused at
+that point is shown in the window, and :attr:`KioskApp.start_error` tells the caller to exit.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import kiosk.screens  # noqa: F401  (Kivy's environment, before Kivy is imported)
 
 # isort: split
-import structlog
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.config import Config
@@ -39,9 +43,8 @@ from kivy.properties import (
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
-from edge.config import KioskSection
-from kiosk.content import ContentPack, ContentStore
 from kiosk.i18n import Catalog
+from kiosk.lazylog import LazyLogger
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.base import KioskScreen
 from kiosk.screens.doctor import DoctorScreen
@@ -54,9 +57,16 @@ from kiosk.screens.triage import TriageScreen
 from kiosk.screens.wizard import WizardScreen
 from kiosk.session import IdleTimer, KioskSession
 from kiosk.triage import TriageProtocol
-from kiosk.tts import ReadAloud
+from protocol.errors import MachikadoError
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    # Imported when used: pydantic (the config), structlog (content, read-aloud) and their
+    # dependencies would otherwise be imported before the first frame.
+    from edge.config import KioskSection
+    from kiosk.content import ContentStore
+    from kiosk.tts import ReadAloud
+
+log = LazyLogger(__name__)
 
 KV_DIR = Path(__file__).resolve().parent / "screens"
 #: Screen names in the order a resident meets them; one ``<name>.kv`` each.
@@ -157,7 +167,54 @@ class IdleOverlay(FloatLayout):  # type: ignore[misc]  # Kivy has no type hints
         return True
 
 
-def configure_window(settings: KioskSection) -> None:
+@dataclass(frozen=True)
+class WindowSettings:
+    """What the kiosk needs of its config before the first frame: window, fonts, language.
+
+    Read from the TOML without validating the rest (``kiosk.cli.window_settings``); the full
+    :class:`~edge.config.KioskSection` comes right after the first frame.
+
+    >>> WindowSettings(fullscreen=True, width=800, height=480).default_language
+    'ja'
+    """
+
+    fullscreen: bool = False
+    width: int = 1280
+    height: int = 800
+    font_cjk: Path = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+    font_latin: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    default_language: str = "ja"
+
+
+class WindowLike(Protocol):
+    """A :class:`WindowSettings` or a whole :class:`~edge.config.KioskSection`."""
+
+    @property
+    def fullscreen(self) -> bool: ...
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def font_cjk(self) -> Path: ...
+
+    @property
+    def font_latin(self) -> Path: ...
+
+    @property
+    def default_language(self) -> str: ...
+
+
+#: Called right after the first frame: the validated kiosk settings and the node to use.
+Setup = Callable[[], "tuple[KioskSection, ConsultNode | None]"]
+#: How long a config refused after the window opened stays on screen before the app exits.
+ERROR_HOLD_S = 15.0
+
+
+def configure_window(settings: WindowLike) -> None:
     """Window size and fullscreen; must run before Kivy creates the window."""
     Config.set("graphics", "width", str(settings.width))
     Config.set("graphics", "height", str(settings.height))
@@ -210,7 +267,7 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
 
     def __init__(
         self,
-        settings: KioskSection,
+        settings: KioskSection | None,
         *,
         node: ConsultNode | None,
         catalog: Catalog | None = None,
@@ -220,30 +277,72 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         today: Callable[[], date] = date.today,
         tts: ReadAloud | None = None,
         pack_poll_s: float = PACK_POLL_S,
+        window: WindowLike | None = None,
+        setup: Setup | None = None,
+        error_hold_s: float = ERROR_HOLD_S,
     ) -> None:
-        self.settings = settings
         self.catalog = catalog or Catalog.load()
+        self.pack_poll_s = pack_poll_s
+        #: The last content pack refused: (where it came from, every reason), for staff.
+        self.pack_refusal: tuple[str, tuple[str, ...]] | None = None
+        #: A config refused after the window opened (deferred start); the app then stops.
+        self.start_error: MachikadoError | None = None
+        self.node = node
+        self.clock = clock
+        self.today = today
+        self.session = KioskSession(clock=clock)
+        self._return_to = "home"
+        self._ticket_at: float | None = None
+        self._setup = setup
+        self._error_hold_s = error_hold_s
+        #: False until the settings, protocol and content pack are in place (deferred start).
+        self.ready = False
+        early: WindowLike | None = window if window is not None else settings
+        if early is None or (setup is None and settings is None):
+            raise TypeError("KioskApp needs settings, or a window and a setup (deferred)")
+        self.catalog.language(early.default_language)  # a bad default fails at start
+        super().__init__()
+        self.font_cjk = str(early.font_cjk)
+        self.font_latin = str(early.font_latin)
+        self.title = "machikado"
+        self._apply_language(early.default_language)
+        if settings is not None and setup is None:
+            self._use_settings(settings, protocol=protocol, content=content, tts=tts)
+
+    @classmethod
+    def deferred(
+        cls, window: WindowLike, setup: Setup, *, error_hold_s: float = ERROR_HOLD_S
+    ) -> KioskApp:
+        """A kiosk that knows only its window before the first frame; ``setup`` is called
+        right after it for the validated settings and the node. A
+        :class:`~protocol.errors.MachikadoError` from ``setup`` is shown for ``error_hold_s``,
+        then the app stops with it in :attr:`start_error`::
+
+            app = KioskApp.deferred(WindowSettings(), lambda: (KioskSection(), None))
+            app.run()
+        """
+        return cls(None, node=None, window=window, setup=setup, error_hold_s=error_hold_s)
+
+    def _use_settings(
+        self,
+        settings: KioskSection,
+        *,
+        protocol: TriageProtocol | None = None,
+        content: ContentStore | None = None,
+        tts: ReadAloud | None = None,
+    ) -> None:
+        from kiosk.content import ContentPack, ContentStore
+        from kiosk.tts import ReadAloud
+
+        self.settings = settings
         self.protocol = protocol or TriageProtocol.load(settings.triage_protocol)
         # Before the pack is read, so that a change made meanwhile is seen at the first poll.
         self._pack_file_seen = _file_signature(settings.content_pack)
         self.content = content or ContentStore(ContentPack.load(settings.content_pack))
-        self.pack_poll_s = pack_poll_s
-        #: The last content pack refused: (where it came from, every reason), for staff.
-        self.pack_refusal: tuple[str, tuple[str, ...]] | None = None
-        self.node = node
-        self.clock = clock
-        self.today = today
         self.tts = tts or ReadAloud(settings.tts_command)
-        self.session = KioskSession(clock=clock)
-        self.idle = IdleTimer(settings.idle_s, settings.warning_s, clock=clock)
-        self._return_to = "home"
-        self._ticket_at: float | None = None
-        self.catalog.language(settings.default_language)  # a bad default fails at start
-        super().__init__()
-        self.font_cjk = str(settings.font_cjk)
-        self.font_latin = str(settings.font_latin)
-        self.title = "machikado"
-        self._apply_language(settings.default_language)
+        self.idle = IdleTimer(settings.idle_s, settings.warning_s, clock=self.clock)
+        self.catalog.language(settings.default_language)
+        self.ready = True
 
     # -- building ---------------------------------------------------------------------------
 
@@ -258,16 +357,22 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         Window.bind(on_touch_down=self._on_any_touch)
         Window.bind(on_flip=self._on_first_flip)
         Clock.schedule_interval(self._tick, TICK_S)
+        if self.ready:
+            self._wire()
+        self._refresh_all(root)
+        return root
+
+    def _wire(self) -> None:
+        """Replies and content packs from the node, and the pack file's watch, to the app."""
         if self.node is not None:
             self.node.on_reply(self._on_reply)
             self.node.on_content_pack(self._pack_from_cloud)
         if self.settings.content_pack is not None:
             Clock.schedule_interval(self._poll_pack_file, self.pack_poll_s)
-        self._refresh_all(root)
-        return root
 
     def on_start(self) -> None:
-        log.info("kiosk_started", language=self.lang)
+        if self.ready:
+            log.info("kiosk_started", language=self.lang)
 
     def _on_first_flip(self, window: Any) -> None:
         # on_flip comes before the buffers swap: the next tick is after the first frame.
@@ -275,9 +380,46 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         Clock.schedule_once(self._after_first_frame, 0)
 
     def _after_first_frame(self, _dt: float) -> None:
+        if not self.ready and not self._finish_setup():
+            return
         if self.node is not None:
             self.node.start()
         Clock.schedule_once(self._build_next_screen, 0)
+
+    def _finish_setup(self) -> bool:
+        """The deferred start's second half; False (and the error shown) if it was refused."""
+        assert self._setup is not None
+        try:
+            settings, node = self._setup()
+            self.node = node
+            self._use_settings(settings)
+        except MachikadoError as exc:
+            self._refuse_start(exc)
+            return False
+        self._wire()
+        log.info("kiosk_started", language=self.lang)
+        return True
+
+    def _refuse_start(self, exc: MachikadoError) -> None:
+        """Show why the kiosk cannot start, for the staff at the screen; then stop."""
+        from kivy.uix.label import Label
+
+        self.start_error = exc
+        log.error("kiosk_config_refused", error=str(exc))
+        attract = self.manager.get_screen("attract")
+        attract.clear_widgets()
+        message = Label(
+            text=f"machikado kiosk cannot start:\n\n{exc}",
+            font_name=self.font_latin,
+            font_size=sp(TEXT_SP),
+            color=self.fg,
+            halign="center",
+            valign="middle",
+        )
+        message.bind(size=lambda label, size: setattr(label, "text_size", (size[0] * 0.9, None)))
+        attract.add_widget(message)
+        attract.ids["error"] = message
+        Clock.schedule_once(lambda _dt: self.stop(), self._error_hold_s)
 
     def _build_next_screen(self, _dt: float) -> None:
         missing = [name for name in SCREENS if not self.manager.has_screen(name)]
@@ -288,6 +430,8 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             log.info("kiosk_screens_built", screens=len(SCREENS))
 
     def on_stop(self) -> None:
+        if not self.ready:
+            return
         self.tts.stop()
         if self.node is not None:
             self.node.stop()
@@ -548,6 +692,8 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
     # -- idle and wipe ----------------------------------------------------------------------
 
     def _on_any_touch(self, _window: Any, _touch: Any) -> bool:
+        if not self.ready:
+            return True  # nothing to start yet: the touch goes nowhere
         if not self.warning:
             self.idle.touch()
         return False

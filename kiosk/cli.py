@@ -2,22 +2,32 @@
 
 machikado kiosk --config firmware_config/nodes/kiosk-sim.toml
 machikado kiosk snapshot --out docs/kiosk [--config PATH]
+
+The kiosk opens its window first and validates its config right after the first frame: before
+it, only the window settings are read, with :mod:`tomllib` (:func:`window_settings`). A config
+refused then is shown in the window and, when the window closes, raised like any config error
+(one line on stderr, exit status 2). What this module imports at the top counts as start time.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import structlog
 import typer
 
-from edge.config import KioskSection, NodeConfig, load_config
 from kiosk.errors import KioskError
+from kiosk.lazylog import LazyLogger
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from edge.config import KioskSection, NodeConfig
+    from kiosk.app import ConsultNode, WindowLike, WindowSettings
+
+log = LazyLogger(__name__)
 
 app = typer.Typer(
     help="The resident kiosk (Kivy): consultation and information on a touch screen.",
@@ -33,7 +43,7 @@ VARIANTS: tuple[tuple[str, bool, bool], ...] = (
 )
 
 
-def check_fonts(settings: KioskSection) -> None:
+def check_fonts(settings: WindowLike) -> None:
     """A font file that is not there is a clear error at start, not boxes on screen."""
     for key in ("font_cjk", "font_latin"):
         path: Path = getattr(settings, key)
@@ -46,20 +56,82 @@ def check_fonts(settings: KioskSection) -> None:
 
 ConfigOption = typer.Option(None, "--config", "-c", help="The kiosk node's TOML.")
 OutOption = typer.Option(..., "--out", "-o", help="Directory for the PNG files.")
+ErrorHoldOption = typer.Option(
+    15.0,
+    "--error-hold-s",
+    min=0.0,
+    help="How long a config error found after the window opened stays on screen.",
+)
+#: Environment overrides of these sections can change the window: then no early read.
+_EARLY_ENV = ("MACHIKADO_KIOSK__", "MACHIKADO_NODE__")
 
 
 @app.callback()
-def main(ctx: typer.Context, config: Path | None = ConfigOption) -> None:
+def main(
+    ctx: typer.Context,
+    config: Path | None = ConfigOption,
+    error_hold_s: float = ErrorHoldOption,
+) -> None:
     """Run the kiosk: fullscreen when kiosk.fullscreen (the Pi), else a window."""
     if ctx.invoked_subcommand is not None:
         return
     if config is None:
         raise typer.BadParameter("give the kiosk's config: --config PATH", param_hint="--config")
-    cfg = load_config(config)
+    early = window_settings(config)
+    if early is None:
+        # Not simply readable: validate it whole now, so a bad file fails before any window.
+        run(load_kiosk_config(config))
+        return
+    check_fonts(early)
+    run_deferred(config, early, error_hold_s=error_hold_s)
+
+
+def load_kiosk_config(path: Path) -> NodeConfig:
+    """The whole node config, validated, with the kiosk's own checks (kind, fonts)."""
+    from edge.config import load_config
+
+    cfg = load_config(path)
     if cfg.node.kind != "kiosk":
-        raise KioskError(f"config {config}: node.kind is {cfg.node.kind!r}, not 'kiosk'")
+        raise KioskError(f"config {path}: node.kind is {cfg.node.kind!r}, not 'kiosk'")
     check_fonts(cfg.kiosk)
-    run(cfg)
+    return cfg
+
+
+def window_settings(path: Path) -> WindowSettings | None:
+    """The ``[kiosk]`` window settings straight from the TOML, nothing validated but them.
+
+    None when they cannot be read that simply (an unreadable or invalid file, a node that is
+    not a kiosk, a value of the wrong type, an environment override): the caller then
+    validates the whole config before opening a window, and its error is the usual one.
+    """
+    from kiosk.app import WindowSettings
+
+    if any(key.startswith(_EARLY_ENV) for key in os.environ):
+        return None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    node, section = data.get("node"), data.get("kiosk", {})
+    if not isinstance(node, dict) or node.get("kind") != "kiosk" or not isinstance(section, dict):
+        return None
+    kinds: dict[str, tuple[type, ...]] = {
+        "fullscreen": (bool,),
+        "width": (int,),
+        "height": (int,),
+        "font_cjk": (str,),
+        "font_latin": (str,),
+        "default_language": (str,),
+    }
+    values: dict[str, Any] = {}
+    for key, kind in kinds.items():
+        if key not in section:
+            continue
+        value = section[key]
+        if not isinstance(value, kind) or (kind == (int,) and isinstance(value, bool)):
+            return None
+        values[key] = Path(str(value)) if key.startswith("font_") else value
+    return WindowSettings(**values)
 
 
 def run(cfg: NodeConfig) -> None:
@@ -67,12 +139,34 @@ def run(cfg: NodeConfig) -> None:
     from kiosk.app import KioskApp, configure_window
 
     configure_window(cfg.kiosk)
+    KioskApp(cfg.kiosk, node=_node(cfg)).run()
+
+
+def run_deferred(path: Path, early: WindowLike, *, error_hold_s: float = 15.0) -> None:
+    """The kiosk's window first, then its config validated and its node started.
+
+    A config refused after the window opened was shown there; it is raised here once the
+    window has closed.
+    """
+    from kiosk.app import KioskApp, configure_window
+
+    def setup() -> tuple[KioskSection, ConsultNode | None]:
+        cfg = load_kiosk_config(path)
+        return cfg.kiosk, _node(cfg)
+
+    configure_window(early)
+    kiosk = KioskApp.deferred(early, setup, error_hold_s=error_hold_s)
+    kiosk.run()
+    if kiosk.start_error is not None:
+        raise kiosk.start_error
+
+
+def _node(cfg: NodeConfig) -> ConsultNode:
     from kivy.clock import Clock
 
     from kiosk.node import KioskNode
 
-    node = KioskNode(cfg, dispatch=lambda fn: Clock.schedule_once(lambda _dt: fn()))
-    KioskApp(cfg.kiosk, node=node).run()
+    return KioskNode(cfg, dispatch=lambda fn: Clock.schedule_once(lambda _dt: fn()))
 
 
 @app.command()
@@ -83,6 +177,8 @@ def snapshot(out: Path = OutOption, config: Path | None = ConfigOption) -> None:
     Files are ``<screen>-<lang>[-large][-contrast].png``; the kiosk's node is a stand-in that
     hands out a sample ticket and reply, so nothing is sent anywhere.
     """
+    from edge.config import KioskSection, load_config
+
     settings = load_config(config).kiosk if config is not None else KioskSection()
     check_fonts(settings)
     written = render_snapshots(settings, out)
