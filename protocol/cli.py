@@ -33,15 +33,26 @@ def _root(
     configure(level=log_level, json=log_json)
 
 
-def _register() -> None:
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
-        sub = ep.load()
-        app.add_typer(sub, name=ep.name)
+def _register(argv: list[str]) -> None:
+    """Load the part the command line names, or every part (for help and unknown names)."""
+    found = sorted(entry_points(group=GROUP), key=lambda e: e.name)
+    # The first word that is not an option (nor an option's value) names the part.
+    words = iter(argv)
+    named = None
+    for word in words:
+        if word in ("--log-level",):
+            next(words, None)
+        elif not word.startswith("-"):
+            named = word
+            break
+    chosen = [ep for ep in found if ep.name == named] or found
+    for ep in chosen:
+        app.add_typer(ep.load(), name=ep.name)
 
 
 def main() -> None:
     """Console entry point: a project error is one line on stderr and exit status 2."""
-    _register()
+    _register(sys.argv[1:])
     try:
         app()
     except MachikadoError as exc:
