@@ -1,10 +1,10 @@
-"""``python -m bench``: run the node benchmarks and print ours beside each reference.
+"""``python -m bench``: the node, kiosk and collector benchmarks, ours beside each reference.
 
 Each benchmark runs under a rich progress display; then one table shows every figure, its
 reference, the ratio (above 1: ours is better), the target and whether it is met. The rows are
 also written as JSON, with facts about the machine, to ``bench/.results/latest.json``.
 
-    python -m bench                 # all of them, about two minutes
+    python -m bench                 # all of them, about four minutes
     python -m bench --only drain    # one (repeat --only for more)
 """
 

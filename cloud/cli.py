@@ -24,6 +24,7 @@ from protocol.errors import MachikadoError
 from protocol.logs import configure
 
 if TYPE_CHECKING:
+    from cloud.collector.status import StatusWriter
     from cloud.config import CollectorConfig
     from cloud.store import ReadableStore
 
@@ -92,6 +93,7 @@ def collect(config: Path = ConfigOption) -> None:
             cfg.deadletter.path, max_payload_bytes=cfg.deadletter.max_payload_bytes
         ) as dead_letters:
             Collector(
+                status=_status_writer(cfg),
                 mqtt=cfg.mqtt,
                 batch=cfg.batch,
                 retry=cfg.retry,
@@ -101,6 +103,23 @@ def collect(config: Path = ConfigOption) -> None:
             ).run(stop)
     finally:
         store.close()
+
+
+def _status_writer(cfg: CollectorConfig) -> StatusWriter | None:
+    """The status file's writer, on a store connection of its own; None without a path."""
+    from cloud.collector.status import StatusWriter
+
+    if cfg.status.path is None:
+        return None
+    reads = _open(cfg)
+    where = cfg.store.path if cfg.store.kind == "sqlite" else cfg.store.url
+    return StatusWriter(
+        cfg.status.path,
+        reads,
+        store_label=f"{cfg.store.kind} {where}",
+        interval_s=cfg.status.interval_s,
+        close=reads.close,
+    )
 
 
 @deadletter_app.command("list")

@@ -1,10 +1,10 @@
 """The collector's config: one TOML file, parsed once at start into typed frozen objects.
 
-Sections: ``[mqtt]``, ``[store]``, ``[batch]``, ``[deadletter]``, ``[fleet]``, ``[retry]`` (see
-:mod:`cloud.collector.settings` and :mod:`cloud.store.settings`). Every key can be overridden by
-an environment variable ``MACHIKADO_<SECTION>__<KEY>``, e.g. ``MACHIKADO_STORE__URL``; the
-environment wins over the file. A bad file raises :class:`~cloud.errors.ConfigError` naming each
-bad key.
+Sections: ``[mqtt]``, ``[store]``, ``[batch]``, ``[deadletter]``, ``[fleet]``, ``[retry]``,
+``[status]`` (see :mod:`cloud.collector.settings` and :mod:`cloud.store.settings`). Every key can
+be overridden by an environment variable ``MACHIKADO_<SECTION>__<KEY>``, e.g.
+``MACHIKADO_STORE__URL``; the environment wins over the file. A bad file raises
+:class:`~cloud.errors.ConfigError` naming each bad key.
 
 >>> cfg = CollectorConfig.model_validate({"mqtt": {"shared_group": "g1"}})
 >>> cfg.store.kind, cfg.batch.max_points, cfg.fleet.unknown_nodes
@@ -25,6 +25,7 @@ from cloud.collector.settings import (
     FleetSection,
     MqttSection,
     RetrySection,
+    StatusSection,
 )
 from cloud.errors import ConfigError
 from cloud.store.settings import StoreSettings
@@ -47,6 +48,7 @@ class CollectorConfig(BaseSettings):
     deadletter: DeadLetterSection = DeadLetterSection()
     fleet: FleetSection = FleetSection()
     retry: RetrySection = RetrySection()
+    status: StatusSection = StatusSection()
 
     @classmethod
     def settings_customise_sources(

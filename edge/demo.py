@@ -1,20 +1,27 @@
-"""``machikado demo``: an embedded broker, simulated nodes of every kind, and a live view.
+"""``machikado demo``: the whole system on embedded defaults, and a live view of it.
 
-Everything runs in one process on one asyncio loop: an amqtt broker on 127.0.0.1, a handful of
-simulated restroom, vehicle and station nodes (each a :class:`~edge.runtime.NodeRuntime` with its
-own outbox under the state dir), and :class:`~edge.standin.ReceiptStandin` receipting what they
-send until the collector exists. amqtt speaks MQTT 3.1.1 only, so the nodes' ``auto`` links
-fall back to it by themselves and the stand-in speaks 3.1.1.
+An amqtt broker on 127.0.0.1 in this process; the real collector (``machikado cloud collect``)
+as a child process, writing into SQLite under the state dir; the kiosk as a child process when a
+display is there (or ``--kiosk``); and a handful of simulated restroom, vehicle and station
+nodes, each a :class:`~edge.runtime.NodeRuntime` with its own outbox, on this process's loop.
+amqtt speaks MQTT 3.1.1 only, so nodes, kiosk and collector are configured for it.
+
+``edge`` does not import ``cloud`` or ``kiosk``: the demo writes their configs (a collector
+config and a fleet manifest that lists every demo node, a kiosk config from
+``nodes/kiosk-sim.toml``), starts them with the running Python, and learns what the cloud
+stored from the status file the collector rewrites every second (``cloud/status.json``).
 
 The nodes are built from ``firmware_config/nodes/*-sim.toml`` with ids from
 ``firmware_config/fleet.toml`` while it has enough of a kind. Their world runs ``--speed`` times
 faster than the wall clock, and so do their reporting intervals, so things happen within
-seconds. Logs go to ``<state-dir>/demo.log``, the terminal shows the live table.
+seconds. Logs go to ``<state-dir>/demo.log``, ``collector.log`` and ``kiosk.log``; the terminal
+shows the live table. Ctrl-C or SIGTERM stops the nodes, the kiosk, the collector (it drains
+into the store), the broker, in that order, and prints the summary.
 
 Example::
 
     machikado demo                               # Ctrl-C stops everything and prints a summary
-    machikado demo --nodes 24 --duration 60 --no-live --state-dir /tmp/demo --fresh
+    machikado demo --nodes 24 --duration 60 --no-live --no-kiosk --state-dir /tmp/demo --fresh
 """
 
 from __future__ import annotations
@@ -25,13 +32,15 @@ import copy
 import itertools
 import json
 import logging
+import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,7 +59,6 @@ from edge.config import NodeConfig
 from edge.errors import ConfigError, EdgeError, OutboxError
 from edge.outbox import Outbox
 from edge.runtime import NodeRuntime
-from edge.standin import ReceiptStandin
 from protocol import Reading
 
 log = structlog.get_logger(__name__)
@@ -75,8 +83,20 @@ MARKER = ".machikado-demo"
 BACKLOG_AGE_S = 5.0
 #: How often ``--no-live`` prints its summary line.
 SUMMARY_EVERY_S = 5.0
+#: The kiosk's sample config in ``nodes/``.
+KIOSK_SAMPLE = "kiosk-sim.toml"
+#: How long the collector may take to subscribe (a loaded machine starts Python slowly).
+COLLECTOR_START_S = 60.0
+#: The collector's ``drain_timeout_s``: how long it retries the store after SIGTERM.
+COLLECTOR_DRAIN_S = 10.0
+#: Beyond its drain, how long the collector may take to end before it is killed.
+COLLECTOR_STOP_S = 20.0
+#: How long the kiosk may take to close its window and flush its outbox.
+KIOSK_STOP_S = 30.0
+#: A status file older than this means the collector is stuck: shown as down.
+STATUS_STALE_S = 5.0
 
-app = typer.Typer(help="Run a demo: broker, simulated nodes, receipts and a live view.")
+app = typer.Typer(help="Run a demo: broker, collector, kiosk, simulated nodes and a live view.")
 
 
 class _DemoNodeConfig(NodeConfig):
@@ -245,6 +265,160 @@ def prepare_state_dir(state_dir: Path, *, fresh: bool) -> None:
         raise EdgeError(f"demo: cannot use state dir {state_dir}: {exc.strerror or exc}") from None
 
 
+# ---------------------------------------------------------------------- planning cloud, kiosk
+def toml_text(data: Mapping[str, Any]) -> str:
+    """``data`` as TOML: top-level tables of strings, numbers, booleans and lists of them.
+
+    Enough for the configs the demo writes; strings are JSON-quoted, which TOML reads as is.
+
+    >>> print(toml_text({"mqtt": {"host": "127.0.0.1", "port": 1883, "tls": False}}), end="")
+    [mqtt]
+    host = "127.0.0.1"
+    port = 1883
+    tls = false
+    """
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, str | Path):
+            return json.dumps(str(v), ensure_ascii=False)
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise ConfigError(f"demo: cannot write {v!r} as TOML")
+
+    lines: list[str] = []
+    for name, table in data.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"demo: [{name}] is not a table")
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {value(v)}" for k, v in table.items())
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def manifest_text(fleet_path: Path, node_ids: Mapping[str, str]) -> tuple[str, list[str]]:
+    """The fleet manifest plus ``[[nodes]]`` for demo nodes it lacks; the ids it could not place.
+
+    ``node_ids`` maps id to kind. An added node takes the trial and site of the manifest's last
+    node of its kind; an id of a kind the manifest has no node of is returned instead.
+    """
+    text = fleet_path.read_text(encoding="utf-8")
+    by_kind = fleet_nodes(_read_toml(fleet_path))
+    listed = {str(e["id"]) for entries in by_kind.values() for e in entries}
+    added, unplaced = [], []
+    for node_id, kind in node_ids.items():
+        if node_id in listed:
+            continue
+        like = by_kind.get(kind)
+        if not like or "trial" not in like[-1] or "site" not in like[-1]:
+            unplaced.append(node_id)
+            continue
+        entry = {"id": node_id, "kind": kind, "trial": like[-1]["trial"], "site": like[-1]["site"]}
+        added.append("[[nodes]]\n" + toml_text({"x": entry}).split("\n", 1)[1])
+    if added:
+        text = text.rstrip("\n") + "\n\n# --- added by machikado demo for its extra nodes ---\n\n"
+        text += "\n".join(added)
+    return text, unplaced
+
+
+@dataclass(frozen=True)
+class CloudPlan:
+    """Where the demo's collector keeps its config, manifest, store, dead letters and status."""
+
+    config: Path
+    manifest: Path
+    store: Path
+    deadletter: Path
+    status: Path
+    log: Path
+
+
+def plan_cloud(
+    config_dir: Path, state_dir: Path, *, port: int, node_ids: Mapping[str, str]
+) -> CloudPlan:
+    """Write the collector's config and demo manifest under ``<state-dir>/cloud``."""
+    cloud = state_dir.resolve() / "cloud"
+    cloud.mkdir(parents=True, exist_ok=True)
+    plan = CloudPlan(
+        config=cloud / "collector.toml",
+        manifest=cloud / "fleet.toml",
+        store=cloud / "store.sqlite",
+        deadletter=cloud / "deadletter.sqlite",
+        status=cloud / "status.json",
+        log=state_dir.resolve() / "collector.log",
+    )
+    manifest, unplaced = manifest_text(config_dir / "fleet.toml", node_ids)
+    plan.manifest.write_text(manifest, encoding="utf-8")
+    config = {
+        # amqtt speaks 3.1.1 only; the collector then bounds what it holds by itself.
+        "mqtt": {
+            "host": HOST,
+            "port": port,
+            "protocol": "3.1.1",
+            "client_id": "machikado-demo-collector",
+            "reconnect_min_s": 0.5,
+            "reconnect_max_s": 2.0,
+        },
+        "store": {"kind": "sqlite", "path": plan.store},
+        "deadletter": {"path": plan.deadletter},
+        # A node the manifest cannot place still shows in the demo, as "unassigned".
+        "fleet": {"manifest": plan.manifest, "unknown_nodes": "accept" if unplaced else "reject"},
+        "batch": {"drain_timeout_s": COLLECTOR_DRAIN_S, "summary_interval_s": 10.0},
+        "status": {"path": plan.status, "interval_s": 1.0},
+    }
+    plan.config.write_text(toml_text(config), encoding="utf-8")
+    return plan
+
+
+def plan_kiosk(config_dir: Path, state_dir: Path, *, port: int) -> tuple[str, Path]:
+    """The kiosk's id and its config, written from the sample and pointed at the demo broker."""
+    sample_path = config_dir / "nodes" / KIOSK_SAMPLE
+    data = _read_toml(sample_path)
+    node = data.setdefault("node", {})
+    node_id = str(node.get("id", "ks-01"))
+    node_dir = state_dir.resolve() / node_id
+    node["data_dir"] = str(node_dir)
+    data.setdefault("outbox", {})["path"] = str(node_dir / "outbox.sqlite")
+    data.setdefault("mqtt", {}).update(host=HOST, port=port, protocol="3.1.1")
+    path = state_dir.resolve() / "kiosk.toml"
+    path.write_text(toml_text(data), encoding="utf-8")
+    return node_id, path
+
+
+def kiosk_wanted(flag: bool | None, environ: Mapping[str, str]) -> tuple[bool, str]:
+    """Whether the demo starts the kiosk, and why (for the view's footer).
+
+    >>> kiosk_wanted(None, {})
+    (False, 'off: no display (--kiosk starts it anyway)')
+    >>> kiosk_wanted(None, {"DISPLAY": ":0"})[0], kiosk_wanted(False, {"DISPLAY": ":0"})[0]
+    (True, False)
+    """
+    if flag is True:
+        return True, "--kiosk"
+    if flag is False:
+        return False, "off: --no-kiosk"
+    for var in ("DISPLAY", "WAYLAND_DISPLAY"):
+        if environ.get(var):
+            return True, f"{var} is set"
+    return False, "off: no display (--kiosk starts it anyway)"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for the collector and the kiosk: no MACHIKADO_* overrides.
+
+    Those are meant for one real node or collector; they must not move the demo's to another
+    broker or store.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MACHIKADO_")}
+    for key, val in extra.items():
+        env.setdefault(key, val)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 # ----------------------------------------------------------------------------- the services
 def free_port(host: str = HOST) -> int:
     """A TCP port nobody listens on right now (someone may take it before we bind)."""
@@ -302,10 +476,133 @@ class DemoNode(NodeRuntime):
         super().emit(reading, urgent=urgent)
 
 
+class Child:
+    """A process the demo runs beside itself (the collector, the kiosk), its output in a log.
+
+    >>> # child = Child("collector", [sys.executable, "-m", ...], log=Path("collector.log"))
+    >>> # child.start(env); ...; await child.stop(grace_s=30)
+    """
+
+    def __init__(self, name: str, cmd: Sequence[str], *, log_path: Path) -> None:
+        self.name = name
+        self.cmd = list(cmd)
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+
+    def start(self, env: Mapping[str, str]) -> None:
+        with self.log_path.open("ab") as out:
+            try:
+                # A process group of its own: Ctrl-C in the terminal reaches only the demo,
+                # which stops the children in order (nodes first, collector last).
+                self.proc = subprocess.Popen(
+                    self.cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                    env=dict(env),
+                    process_group=0,
+                )
+            except OSError as exc:
+                raise EdgeError(
+                    f"demo: cannot start the {self.name}: {exc.strerror or exc}"
+                ) from None
+        log.info("demo_child_started", child=self.name, pid=self.proc.pid)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def exit_status(self) -> int | None:
+        """Its exit status once it ended, else None."""
+        return None if self.proc is None else self.proc.poll()
+
+    def last_log_line(self) -> str:
+        try:
+            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return ""
+        return next((line.strip() for line in reversed(lines) if line.strip()), "")
+
+    async def stop(self, *, grace_s: float) -> int | None:
+        """SIGTERM, wait up to ``grace_s`` for it to finish its own way, then SIGKILL."""
+        proc = self.proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(proc.wait, grace_s)
+            except subprocess.TimeoutExpired:
+                log.warning("demo_child_killed", child=self.name, pid=proc.pid, waited_s=grace_s)
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+        self.returncode = proc.returncode
+        log.info("demo_child_stopped", child=self.name, pid=proc.pid, status=proc.returncode)
+        return proc.returncode
+
+
+def collector_command(plan: CloudPlan) -> list[str]:
+    """``machikado cloud collect`` on the demo's config, by the running Python."""
+    return [
+        *(sys.executable, "-m", "protocol.cli", "--log-level", "info"),
+        *("cloud", "collect", "--config", str(plan.config)),
+    ]
+
+
+def kiosk_command(config: Path) -> list[str]:
+    """``machikado kiosk`` on the demo's kiosk config, by the running Python."""
+    return [sys.executable, "-m", "protocol.cli", "kiosk", "--config", str(config)]
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    """The collector's status file (see ``cloud.collector.status``), or None while it has none.
+
+    The collector replaces it in one rename, so it is whole or absent, never half written.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+async def wait_for_collector(
+    child: Child, status_path: Path, *, stop: asyncio.Event, within_s: float
+) -> None:
+    """Return once the collector's status says it is subscribed (or ``stop`` is set); an
+    EdgeError if it ends first or takes longer than ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while not stop.is_set():
+        status = read_status(status_path)
+        if status is not None and status.get("collector", {}).get("subscribed"):
+            return
+        code = child.exit_status()
+        if code is not None:
+            raise EdgeError(
+                f"demo: the collector exited with status {code} at start "
+                f"({child.last_log_line() or 'no output'}); see {child.log_path}"
+            )
+        if time.monotonic() >= deadline:
+            raise EdgeError(
+                f"demo: the collector did not subscribe within {within_s:g} s; see {child.log_path}"
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.1)
+
+
 # ------------------------------------------------------------------------------ the view
 @dataclass(frozen=True)
 class NodeRow:
-    """One node's line of the view, and of ``summary.json``."""
+    """One node's line of the view, and of ``summary.json``.
+
+    ``stored`` (readings) and ``missing`` (seqs) are what the cloud's store holds of the node,
+    from the collector's status file; None while the store has nothing of it.
+    """
 
     node: str
     kind: str
@@ -315,6 +612,8 @@ class NodeRow:
     produced: int
     sent: int
     receipted: int
+    stored: int | None
+    missing: int | None
     pending_rows: int
     pending_readings: int
     oldest_pending_age_s: float | None
@@ -322,42 +621,69 @@ class NodeRow:
     last_reading: str
     last_reading_age_s: float | None
     alarms: int
-    standin_readings: int
 
 
 @dataclass(frozen=True)
-class StandinTotals:
-    """What the stand-in got from every node together."""
+class CloudState:
+    """The collector and the kiosk as the footer shows them.
 
-    envelopes: int
-    readings: int
-    duplicates: int
-    invalid: int
-    receipts_sent: int
+    ``collector`` is "starting", "up" (connected, status fresh), "down" (running but not
+    connected, or its status is stale) or "stopped"; the numbers are from its status file.
+    """
+
+    collector: str
+    collector_pid: int | None
+    messages_per_s: float
+    received: int
+    dead_letters: int
+    store: str
+    store_error: str | None
+    nodes: dict[str, dict[str, int]]
+    kiosk: str
+
+    @property
+    def stored(self) -> int:
+        return sum(n.get("readings", 0) for n in self.nodes.values())
+
+    @property
+    def missing(self) -> int:
+        return sum(n.get("missing", 0) for n in self.nodes.values())
 
 
-def standin_totals(cloud: ReceiptStandin) -> tuple[StandinTotals, dict[str, int]]:
-    """The stand-in's totals, and readings per node."""
-    # dict() and list() copy in one step under the GIL; the stand-in's thread keeps adding.
-    tallies = list(dict(cloud.tally).items())
-    per_node: dict[str, int] = {}
-    envelopes = readings = duplicates = 0
-    for (node, _stream), t in tallies:
-        envelopes += len(t.seqs)
-        readings += t.readings
-        duplicates += t.duplicates
-        per_node[node] = per_node.get(node, 0) + t.readings
-    totals = StandinTotals(
-        envelopes=envelopes,
-        readings=readings,
-        duplicates=duplicates,
-        invalid=len(cloud.invalid),
-        receipts_sent=cloud.receipts_sent,
+def cloud_state(
+    status: dict[str, Any] | None,
+    *,
+    collector_alive: bool,
+    collector_pid: int | None,
+    status_age_s: float | None,
+    store: Path,
+    kiosk: str,
+) -> CloudState:
+    """What the footer shows, from the collector's last status file and whether it runs."""
+    facts: dict[str, Any] = (status or {}).get("collector") or {}
+    if not collector_alive:
+        state = "stopped"
+    elif status is None:
+        state = "starting"
+    elif facts.get("connected") and status_age_s is not None and status_age_s < STATUS_STALE_S:
+        state = "up"
+    else:
+        state = "down"
+    nodes = (status or {}).get("nodes") or {}
+    return CloudState(
+        collector=state,
+        collector_pid=collector_pid,
+        messages_per_s=float(facts.get("messages_per_s", 0.0)),
+        received=int(facts.get("received", 0)),
+        dead_letters=int(facts.get("dead_letters", 0)),
+        store=str(store),
+        store_error=(status or {}).get("store_error"),
+        nodes={str(k): dict(v) for k, v in nodes.items() if isinstance(v, dict)},
+        kiosk=kiosk,
     )
-    return totals, per_node
 
 
-def node_row(node: DemoNode, standin_readings: int, *, now: float, mono: float) -> NodeRow:
+def node_row(node: DemoNode, cloud: CloudState, *, now: float, mono: float) -> NodeRow:
     """Read one node's outbox and link (off the loop: SQLite may wait for a commit)."""
     try:
         stats = node.outbox.stats()
@@ -365,6 +691,7 @@ def node_row(node: DemoNode, standin_readings: int, *, now: float, mono: float) 
         stats = Outbox.read_stats(node.config.outbox_path)
     last = node.last_reading
     link = node.link.stats
+    held = cloud.nodes.get(node.node)
     return NodeRow(
         node=node.node,
         kind=node.config.node.kind,
@@ -374,6 +701,8 @@ def node_row(node: DemoNode, standin_readings: int, *, now: float, mono: float) 
         produced=stats.produced,
         sent=stats.sent,
         receipted=stats.receipted,
+        stored=None if held is None else int(held.get("readings", 0)),
+        missing=None if held is None else int(held.get("missing", 0)),
         pending_rows=stats.pending_rows,
         pending_readings=stats.pending_readings,
         oldest_pending_age_s=(
@@ -383,7 +712,6 @@ def node_row(node: DemoNode, standin_readings: int, *, now: float, mono: float) 
         last_reading=last.m if last else "",
         last_reading_age_s=None if last is None else max(0.0, mono - node.last_reading_mono),
         alarms=node.counters["alarms"] + link.alarms,
-        standin_readings=standin_readings,
     )
 
 
@@ -401,7 +729,7 @@ def _uptime(seconds: float) -> str:
 
 
 def render_table(rows: Sequence[NodeRow], *, title: str, final: bool = False) -> Table:
-    """The per-node table: green connected, yellow backlog, red alarms or down.
+    """The per-node table: green connected, yellow backlog or missing seqs, red alarms or down.
 
     ``final`` is the table after everything stopped: links are down by design then, so it shows
     the protocol each node last spoke instead.
@@ -410,7 +738,7 @@ def render_table(rows: Sequence[NodeRow], *, title: str, final: bool = False) ->
     table.add_column("node")
     table.add_column("kind")
     table.add_column("link", min_width=12)
-    for name in ("produced", "sent", "receipted"):
+    for name in ("produced", "sent", "receipted", "stored", "missing"):
         table.add_column(name, justify="right")
     table.add_column("pending rows/rdg", justify="right")
     table.add_column("oldest", justify="right")
@@ -429,6 +757,10 @@ def render_table(rows: Sequence[NodeRow], *, title: str, final: bool = False) ->
         backlog = r.pending_readings > 0 and (r.oldest_pending_age_s or 0.0) > BACKLOG_AGE_S
         pending_style = "yellow" if backlog else ("green" if r.pending_rows == 0 else "")
         last = f"{r.last_reading} ({_age(r.last_reading_age_s)} ago)" if r.last_reading else "-"
+        if r.missing is None:
+            missing = Text("-", style="dim")
+        else:
+            missing = Text(f"{r.missing:,}", style="yellow" if r.missing else "green")
         table.add_row(
             r.node,
             r.kind,
@@ -436,6 +768,8 @@ def render_table(rows: Sequence[NodeRow], *, title: str, final: bool = False) ->
             f"{r.produced:,}",
             f"{r.sent:,}",
             f"{r.receipted:,}",
+            "-" if r.stored is None else f"{r.stored:,}",
+            missing,
             Text(f"{r.pending_rows:,}/{r.pending_readings:,}", style=pending_style),
             Text(_age(r.oldest_pending_age_s), style="yellow" if backlog else ""),
             last,
@@ -444,23 +778,36 @@ def render_table(rows: Sequence[NodeRow], *, title: str, final: bool = False) ->
     return table
 
 
-def footer_line(broker: str, totals: StandinTotals, uptime_s: float) -> Text:
-    """Broker address, the stand-in's totals and the uptime, on one line."""
+_COLLECTOR_LOOK = {
+    "up": ("● up", "green"),
+    "starting": ("◌ starting", "yellow"),
+    "down": ("○ down", "red"),
+    "stopped": ("stopped", "dim"),
+}
+
+
+def footer(broker: str, cloud: CloudState, uptime_s: float) -> Text:
+    """Broker, collector (state, messages/s, dead letters, store), kiosk and uptime."""
     line = Text()
     line.append("broker ", style="dim")
     line.append(broker, style="bold")
-    line.append("   stand-in ", style="dim")
-    line.append(
-        f"{totals.envelopes:,} envelopes, {totals.readings:,} readings, "
-        f"{totals.duplicates:,} duplicates, "
-    )
-    line.append(f"{totals.invalid:,} invalid", style="red" if totals.invalid else "")
+    line.append("   collector ", style="dim")
+    label, style = _COLLECTOR_LOOK[cloud.collector]
+    line.append(label, style=style)
+    line.append(f"  {cloud.messages_per_s:,.1f} msg/s, {cloud.received:,} received, ")
+    line.append(f"{cloud.dead_letters:,} dead letters", style="red" if cloud.dead_letters else "")
+    line.append("   store ", style="dim")
+    line.append(f"sqlite {cloud.store}")
+    if cloud.store_error:
+        line.append(f" ({cloud.store_error})", style="red")
+    line.append("\nkiosk ", style="dim")
+    line.append(cloud.kiosk)
     line.append("   uptime ", style="dim")
     line.append(_uptime(uptime_s))
     return line
 
 
-def summary_line(rows: Sequence[NodeRow], totals: StandinTotals, uptime_s: float) -> str:
+def summary_line(rows: Sequence[NodeRow], cloud: CloudState, uptime_s: float) -> str:
     """The one-line progress report of ``--no-live``."""
     up = sum(r.connected for r in rows)
     ages = [r.oldest_pending_age_s for r in rows if r.oldest_pending_age_s is not None]
@@ -470,9 +817,10 @@ def summary_line(rows: Sequence[NodeRow], totals: StandinTotals, uptime_s: float
         f"produced {sum(r.produced for r in rows):,}, sent {sum(r.sent for r in rows):,}, "
         f"receipted {sum(r.receipted for r in rows):,}, "
         f"pending {sum(r.pending_readings for r in rows):,}{oldest}, "
-        f"alarms {sum(r.alarms for r in rows)}; stand-in {totals.envelopes:,} envelopes, "
-        f"{totals.readings:,} readings, {totals.duplicates:,} duplicates, "
-        f"{totals.invalid:,} invalid"
+        f"alarms {sum(r.alarms for r in rows)}; cloud stored {cloud.stored:,} readings, "
+        f"missing {cloud.missing:,}; collector {cloud.collector}, "
+        f"{cloud.messages_per_s:,.1f} msg/s, {cloud.dead_letters:,} dead letters; "
+        f"kiosk {cloud.kiosk}"
     )
 
 
@@ -488,6 +836,50 @@ class DemoOptions:
     speed: float = 30.0
     duration: float = 0.0
     live: bool = True
+    kiosk: bool = False
+    kiosk_reason: str = "off: --no-kiosk"
+
+
+@dataclass
+class Services:
+    """The collector and the kiosk processes, and where to read how they are doing."""
+
+    plan: CloudPlan
+    collector: Child
+    kiosk: Child | None
+    kiosk_id: str
+    kiosk_reason: str
+
+    def kiosk_text(self, held: Mapping[str, int] | None = None) -> str:
+        """The kiosk's line in the footer; ``held``: what the store has of it, if anything."""
+        if self.kiosk is None:
+            return self.kiosk_reason
+        code = self.kiosk.exit_status()
+        if self.kiosk.proc is None:
+            return f"{self.kiosk_id} not started yet ({self.kiosk_reason})"
+        if code is not None:
+            return f"{self.kiosk_id} ended with status {code}: see {self.kiosk.log_path}"
+        cloud = ""
+        if held is not None:
+            cloud = f", cloud stored {held.get('readings', 0):,}, missing {held.get('missing', 0)}"
+        return f"{self.kiosk_id} ● running, pid {self.kiosk.pid} ({self.kiosk_reason}){cloud}"
+
+    def cloud(self) -> CloudState:
+        """The collector's status file and processes, read now (a file read: off the loop)."""
+        status = read_status(self.plan.status)
+        held = ((status or {}).get("nodes") or {}).get(self.kiosk_id)
+        try:
+            age: float | None = max(0.0, time.time() - self.plan.status.stat().st_mtime)
+        except OSError:
+            age = None
+        return cloud_state(
+            status,
+            collector_alive=self.collector.alive,
+            collector_pid=self.collector.pid,
+            status_age_s=age,
+            store=self.plan.store,
+            kiosk=self.kiosk_text(held if isinstance(held, dict) else None),
+        )
 
 
 def _log_to_file(path: Path) -> TextIO:
@@ -515,63 +907,117 @@ def _log_to_file(path: Path) -> TextIO:
 
 
 async def run_demo(options: DemoOptions, stop: asyncio.Event, console: Console) -> dict[str, Any]:
-    """Run the demo until ``stop`` is set or ``options.duration`` has passed; the summary."""
+    """Run the demo until ``stop`` is set or ``options.duration`` has passed; the summary.
+
+    Starts the broker, the collector (and waits until it subscribed), the kiosk, the nodes; stops
+    them the other way round: nodes (their outboxes flushed), kiosk, collector (it drains what it
+    holds into the store), broker.
+    """
     started = time.monotonic()
     port = options.port or free_port()
+    state_dir = options.state_dir
     configs = plan_nodes(
-        options.config_dir,
-        options.state_dir,
-        count=options.nodes,
-        port=port,
-        speed=options.speed,
+        options.config_dir, state_dir, count=options.nodes, port=port, speed=options.speed
+    )
+    node_ids = {c.node.id: c.node.kind for c in configs}
+    kiosk: Child | None = None
+    kiosk_id = ""
+    if options.kiosk:
+        kiosk_id, kiosk_config = plan_kiosk(options.config_dir, state_dir, port=port)
+        node_ids[kiosk_id] = "kiosk"
+        kiosk = Child("kiosk", kiosk_command(kiosk_config), log_path=state_dir / "kiosk.log")
+    plan = plan_cloud(options.config_dir, state_dir, port=port, node_ids=node_ids)
+    # A status file of an earlier run would say "subscribed" before this collector is.
+    plan.status.unlink(missing_ok=True)
+    services = Services(
+        plan=plan,
+        collector=Child("collector", collector_command(plan), log_path=plan.log),
+        kiosk=kiosk,
+        kiosk_id=kiosk_id,
+        kiosk_reason=options.kiosk_reason,
     )
     broker_address = f"mqtt://{HOST}:{port}"
+    nodes: list[DemoNode] = []
     async with embedded_broker(port):
-        cloud = ReceiptStandin(HOST, port, protocol="3.1.1", client_id="machikado-demo-standin")
+        services.collector.start(child_env())
         try:
-            await asyncio.to_thread(cloud.start)
-        except TimeoutError as exc:
-            raise EdgeError(f"demo: the stand-in could not subscribe: {exc}") from None
-        try:
-            nodes = [DemoNode(cfg) for cfg in configs]
-            _announce(console, options, broker_address, port, nodes)
-            nodes_stop = asyncio.Event()
-            tasks = [asyncio.create_task(n.run(nodes_stop), name=n.node) for n in nodes]
+            await wait_for_collector(
+                services.collector, plan.status, stop=stop, within_s=COLLECTOR_START_S
+            )
+            if kiosk is not None:
+                kivy_home = str(state_dir.resolve() / "kivy")
+                kiosk.start(child_env(KIVY_NO_ARGS="1", KIVY_HOME=kivy_home, KIVY_NO_FILELOG="1"))
             try:
-                await _show(options, stop, console, nodes, cloud, broker_address, started)
+                nodes = [DemoNode(cfg) for cfg in configs]
+                _announce(console, options, broker_address, port, nodes, services)
+                nodes_stop = asyncio.Event()
+                tasks = [asyncio.create_task(n.run(nodes_stop), name=n.node) for n in nodes]
+                try:
+                    await _show(options, stop, console, nodes, services, broker_address, started)
+                finally:
+                    nodes_stop.set()
+                    for node, result in zip(
+                        nodes, await asyncio.gather(*tasks, return_exceptions=True), strict=True
+                    ):
+                        if isinstance(result, BaseException):
+                            log.error("demo_node_failed", node=node.node, error=repr(result))
             finally:
-                nodes_stop.set()
-                for node, result in zip(
-                    nodes, await asyncio.gather(*tasks, return_exceptions=True), strict=True
-                ):
-                    if isinstance(result, BaseException):
-                        log.error("demo_node_failed", node=node.node, error=repr(result))
-            rows, totals = await _snapshot(nodes, cloud)
+                if kiosk is not None:
+                    await kiosk.stop(grace_s=KIOSK_STOP_S)
         finally:
-            await asyncio.to_thread(cloud.stop)
+            # SIGTERM: the collector takes what the broker already sent, writes it, acks it.
+            await services.collector.stop(grace_s=COLLECTOR_DRAIN_S + COLLECTOR_STOP_S)
+    rows, cloud = await _snapshot(nodes, services)
+    final = read_status(plan.status) or {}
     uptime = time.monotonic() - started
     summary = {
         "broker": broker_address,
         "uptime_s": round(uptime, 1),
-        "standin": asdict(totals),
+        "collector": {
+            "exit_status": services.collector.returncode,
+            "store": str(plan.store),
+            "status_file": str(plan.status),
+            "log": str(plan.log),
+            "counters": final.get("collector", {}),
+            "stored_readings": cloud.stored,
+            "missing": cloud.missing,
+        },
+        "kiosk": {
+            "node": kiosk_id or None,
+            "started": kiosk is not None,
+            "reason": options.kiosk_reason,
+            "exit_status": None if kiosk is None else kiosk.returncode,
+            "log": None if kiosk is None else str(kiosk.log_path),
+        },
+        "cloud_nodes": cloud.nodes,
         "nodes": [asdict(r) for r in rows],
     }
-    (options.state_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (state_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not options.live:  # the live view leaves its own blank line when it goes
         console.print()
     console.print(render_table(rows, title="machikado demo: summary", final=True))
-    console.print(footer_line(broker_address, totals, uptime))
-    console.print(f"summary written to {options.state_dir / 'summary.json'}")
+    console.print(footer(broker_address, cloud, uptime))
+    console.print(f"summary written to {state_dir / 'summary.json'}")
     return summary
 
 
 def _announce(
-    console: Console, options: DemoOptions, broker: str, port: int, nodes: Sequence[DemoNode]
+    console: Console,
+    options: DemoOptions,
+    broker: str,
+    port: int,
+    nodes: Sequence[DemoNode],
+    services: Services,
 ) -> None:
     kinds = deal_kinds(len(nodes))
     console.print(
         f"machikado demo: broker {broker}  (watch: mosquitto_sub -h {HOST} -p {port} "
         f"-t 'machikado/#' -v)",
+        highlight=False,
+    )
+    console.print(
+        f"collector pid {services.collector.pid} into {services.plan.store} "
+        f"(log {services.plan.log}); kiosk {services.kiosk_text()}",
         highlight=False,
     )
     console.print(
@@ -584,15 +1030,15 @@ def _announce(
 
 
 async def _snapshot(
-    nodes: Sequence[DemoNode], cloud: ReceiptStandin
-) -> tuple[list[NodeRow], StandinTotals]:
-    totals, per_node = standin_totals(cloud)
+    nodes: Sequence[DemoNode], services: Services
+) -> tuple[list[NodeRow], CloudState]:
     now, mono = time.time(), time.monotonic()
 
-    def read() -> list[NodeRow]:
-        return [node_row(n, per_node.get(n.node, 0), now=now, mono=mono) for n in nodes]
+    def read() -> tuple[list[NodeRow], CloudState]:
+        cloud = services.cloud()
+        return [node_row(n, cloud, now=now, mono=mono) for n in nodes], cloud
 
-    return await asyncio.to_thread(read), totals
+    return await asyncio.to_thread(read)
 
 
 async def _show(
@@ -600,7 +1046,7 @@ async def _show(
     stop: asyncio.Event,
     console: Console,
     nodes: Sequence[DemoNode],
-    cloud: ReceiptStandin,
+    services: Services,
     broker: str,
     started: float,
 ) -> None:
@@ -609,9 +1055,9 @@ async def _show(
     every = 0.5 if options.live else SUMMARY_EVERY_S
 
     async def frame() -> Group:
-        rows, totals = await _snapshot(nodes, cloud)
+        rows, cloud = await _snapshot(nodes, services)
         uptime = time.monotonic() - started
-        return Group(render_table(rows, title=title), footer_line(broker, totals, uptime))
+        return Group(render_table(rows, title=title), footer(broker, cloud, uptime))
 
     async def tick() -> bool:
         """Wait one period; True when it is time to stop."""
@@ -628,8 +1074,8 @@ async def _show(
                 live.update(await frame())
         return
     while not await tick():
-        rows, totals = await _snapshot(nodes, cloud)
-        line = summary_line(rows, totals, time.monotonic() - started)
+        rows, cloud = await _snapshot(nodes, services)
+        line = summary_line(rows, cloud, time.monotonic() - started)
         console.print(line, highlight=False, soft_wrap=True)
 
 
@@ -658,6 +1104,17 @@ ConfigDirOption = typer.Option(
 )
 
 
+StateDirOption = typer.Option(Path("var/demo"), help="Outboxes, store, logs and summary.json.")
+ConfigDirOption = typer.Option(
+    None, help="Where fleet.toml and nodes/*-sim.toml are; default: firmware_config/."
+)
+KioskOption = typer.Option(
+    None,
+    "--kiosk/--no-kiosk",
+    help="Start the kiosk window; default: when DISPLAY or WAYLAND_DISPLAY is set.",
+)
+
+
 @app.callback(invoke_without_command=True)
 def demo(
     port: int = typer.Option(0, help="Broker port on 127.0.0.1; 0 picks a free one.", min=0),
@@ -667,11 +1124,13 @@ def demo(
     live: bool | None = typer.Option(
         None, "--live/--no-live", help="Live table, or a summary line every few seconds."
     ),
+    kiosk: bool | None = KioskOption,
     state_dir: Path = StateDirOption,
-    fresh: bool = typer.Option(False, help="Wipe the state dir first (new streams)."),
+    fresh: bool = typer.Option(False, help="Wipe the state dir first (new streams, empty store)."),
     config_dir: Path | None = ConfigDirOption,
 ) -> None:
-    """Start a broker, simulated nodes of every kind and a receipt stand-in; show what flows."""
+    """Start a broker, the collector into SQLite, the kiosk and simulated nodes; show what flows."""
+    with_kiosk, why = kiosk_wanted(kiosk, os.environ)
     options = DemoOptions(
         state_dir=state_dir,
         config_dir=config_dir or default_config_dir(),
@@ -680,6 +1139,8 @@ def demo(
         speed=speed,
         duration=duration,
         live=sys.stdout.isatty() if live is None else live,
+        kiosk=with_kiosk,
+        kiosk_reason=why,
     )
     # Check the configs before anything starts, so a bad one is one line and nothing to undo.
     plan_nodes(options.config_dir, options.state_dir, count=nodes, port=port or 1883, speed=speed)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol, TypeVar, runtime_checkable
 
 import structlog
 from tenacity import (
@@ -27,8 +28,10 @@ from cloud.collector.intake import Accepted, Ignored, Outcome, Rejected
 from cloud.deadletter import DeadLetters
 from cloud.errors import PointsRejected, StoreUnavailable
 from cloud.store.base import Point, Store
+from cloud.store.lineprotocol import encode_points
 
 log = structlog.get_logger(__name__)
+_W = TypeVar("_W")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,15 @@ class Written:
     ignored: int = 0
 
 
+@runtime_checkable
+class LineStore(Protocol):
+    """A store that also takes line protocol its caller encoded (``InfluxV1Store``)."""
+
+    def write_lines(self, bodies: Sequence[bytes]) -> None:
+        """Like ``write``, for bodies of whole lines (each as ``encode_points`` makes them)."""
+        ...
+
+
 class Abandoned(Exception):
     """The collector is stopping and gave up waiting for the store; nothing was acked."""
 
@@ -105,6 +117,8 @@ class BatchWriter:
         #: Set when waiting for the store must end (a drain that timed out).
         self.give_up = give_up or threading.Event()
         self._on_retry = on_retry
+        #: Set when the store takes line protocol: messages that carry their lines skip points.
+        self._line_store = store if isinstance(store, LineStore) else None
 
     def write(self, batch: Batch) -> Written:
         """Make every message of ``batch`` durable; raise :class:`Abandoned` if told to give up."""
@@ -121,9 +135,8 @@ class BatchWriter:
                 self._dead_letter(msg, out.reasons, done)
             else:
                 done.ignored += 1
-        points = [p for m in accepted for p in _accepted(m).points] + list(seen.values())
         try:
-            self.write_points(points)
+            self._write_accepted(accepted, list(seen.values()))
         except PointsRejected as exc:
             log.warning("batch_rejected_isolating", messages=len(accepted), reasons=exc.reasons)
             accepted = self._isolate(accepted, done)
@@ -137,6 +150,35 @@ class BatchWriter:
         return done
 
     # -- inside -------------------------------------------------------------------------------
+
+    def _write_accepted(self, accepted: list[Message], seen: list[Point]) -> None:
+        """One write of every accepted message's points and the ``seen`` points."""
+        bodies = self._bodies(accepted, seen)
+        if bodies is not None:
+            self._retrying(self._write_lines, bodies)
+            return
+        self.write_points([p for m in accepted for p in _accepted(m).points] + seen)
+
+    def _bodies(self, accepted: list[Message], seen: list[Point]) -> list[bytes] | None:
+        """The batch as line protocol when the store takes it and every message has its lines."""
+        if self._line_store is None:
+            return None
+        bodies = []
+        for msg in accepted:
+            lines = _accepted(msg).lines
+            if lines is None:
+                return None
+            bodies.append(lines)
+        if seen:
+            try:
+                bodies.append(encode_points(seen))
+            except PointsRejected:
+                return None  # the point path says so, and isolates
+        return bodies
+
+    def _write_lines(self, bodies: list[bytes]) -> None:
+        assert self._line_store is not None
+        self._line_store.write_lines(bodies)
 
     def _isolate(self, accepted: list[Message], done: Written) -> list[Message]:
         """Write message by message; dead-letter each the store refuses; return the stored."""
@@ -160,10 +202,13 @@ class BatchWriter:
         except PointsRejected as exc:
             log.warning("fleet_state_rejected", points=len(points), reasons=exc.reasons)
 
-    def write_points(self, points: list[Point]) -> None:
+    def write_points(self, points: Sequence[Point]) -> None:
         """Write points, retrying while the store is unavailable; PointsRejected passes through."""
         if not points:
             return
+        self._retrying(self.store.write, points)
+
+    def _retrying(self, write: Callable[[_W], None], what: _W) -> None:
         retrying = Retrying(
             retry=retry_if_exception_type(StoreUnavailable),
             # Full jitter, so collectors sharing a subscription do not hammer a store that comes
@@ -177,7 +222,7 @@ class BatchWriter:
             reraise=True,
         )
         try:
-            retrying(self.store.write, points)
+            retrying(write, what)
         except StoreUnavailable as exc:
             raise Abandoned(str(exc)) from exc
 

@@ -1,18 +1,20 @@
 """What one MQTT message means for the store: its points, or every reason it cannot be stored.
 
 :func:`intake` is pure (no broker, no store), so the live collector and ``deadletter replay`` run
-the very same checks: the topic, the contract (:func:`protocol.parse_envelope`), the fleet
-manifest, and that the topic's node and the payload's node agree.
+the very same checks: the topic, the contract (:func:`protocol.parse_envelope`, answered in plain
+values by :func:`~protocol.codec.parse_envelope_lean`), the fleet manifest, and that the topic's
+node and the payload's node agree.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from cloud.collector.points import birth_fields, envelope_points, fleet_point
+from cloud.collector.points import EnvelopePoints, birth_fields, envelope_lines, fleet_point
 from cloud.fleet import UNASSIGNED_NODE, Assignment, Fleet
 from cloud.store.base import Point
 from protocol import (
@@ -22,25 +24,28 @@ from protocol import (
     InvalidMessage,
     InvalidTopic,
     Topics,
-    parse_envelope,
     parse_message,
 )
+from protocol.codec import parse_envelope_lean, time_us
 from protocol.limits import DEFAULT_LIMITS, STREAM_ID, Limits
 
 UnknownNodes = Literal["reject", "accept"]
 UNKNOWN_NODE = "unknown node"
+_WHERE_CACHE_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """A message whose points can be written; ``seq`` is set for data envelopes."""
 
-    points: list[Point]
+    points: Sequence[Point]
     node: str
     stream: str | None = None
     seq: int | None = None
     #: A ``fleet_state`` point saying the node was seen (data only; one per node per batch).
     seen: Point | None = None
+    #: ``points`` as line protocol (``encode_points(points)``), when written without them.
+    lines: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,10 @@ class Intake:
     fleet: Fleet
     unknown_nodes: UnknownNodes = "reject"
     limits: Limits = field(default=DEFAULT_LIMITS)
+    #: Node -> assignment, looked up once per node (the manifest is fixed while running).
+    _where_cache: dict[str, Assignment | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __call__(self, topic: str, payload: bytes, received_at: datetime) -> Outcome:
         try:
@@ -93,14 +102,19 @@ class Intake:
         return Rejected((f"topic {topic!r}: the collector does not take {parts.kind!r}",), node)
 
     def _where(self, node: str) -> Assignment | None:
+        cache = self._where_cache
+        if node in cache:
+            return cache[node]
         where = self.fleet.assignment(node)
         if where is None and self.unknown_nodes == "accept":
-            return UNASSIGNED_NODE
+            where = UNASSIGNED_NODE
+        if len(cache) < _WHERE_CACHE_MAX:  # topics name any node: keep the cache bounded
+            cache[node] = where
         return where
 
     def _data(self, node: str, payload: bytes, received_at: datetime) -> Outcome:
         try:
-            env = parse_envelope(payload, topic_node=node, now=received_at, limits=self.limits)
+            env = parse_envelope_lean(payload, topic_node=node, now=received_at, limits=self.limits)
         except InvalidMessage as exc:
             stream, seq = _stream_and_seq(payload, self.limits)
             return Rejected(exc.reasons, node, stream, seq)
@@ -108,11 +122,12 @@ class Intake:
         if where is None:
             return Rejected((UNKNOWN_NODE,), node, env.stream, env.seq)
         return Accepted(
-            envelope_points(env, where=where, received_at=received_at),
+            EnvelopePoints(env, where, received_at),
             node,
             env.stream,
             env.seq,
             seen=fleet_point(node, where, {"stream": env.stream}, received_at),
+            lines=envelope_lines(env, where, time_us(received_at)),
         )
 
     def _birth(self, node: str, payload: bytes, received_at: datetime) -> Outcome:

@@ -13,10 +13,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import overload
 
 from cloud.fleet import Assignment
+from cloud.store import lineprotocol
 from cloud.store.base import FieldValue, Point
+from protocol.codec import LeanEnvelope
 from protocol.messages import Birth, Envelope, Reading
 
 LINK = "link"
@@ -49,18 +54,29 @@ def link_time_ns(sent_at: datetime, seq: int) -> int:
     return time_ns(sent_at) + seq % 1000
 
 
-def reading_point(reading: Reading, *, node: str, where: Assignment) -> Point:
-    """One reading as the store keeps it; trial and site from the manifest, not the node."""
-    tags = {"node": node, "trial": where.trial, "site": where.site}
+def reading_point(
+    reading: Reading, *, node: str, where: Assignment, base: dict[str, str] | None = None
+) -> Point:
+    """One reading as the store keeps it; trial and site from the manifest, not the node.
+
+    ``base`` is ``{"node": node, "trial": ..., "site": ...}`` when the caller has it already.
+    """
+    tags = base.copy() if base is not None else _base_tags(node, where)
     if reading.sensor is not None:
         tags["sensor"] = reading.sensor
-    tags.update(reading.tags)
+    if reading.tags:
+        tags.update(reading.tags)
     return Point(reading.m, tags, dict(reading.fields), time_ns(reading.at))
+
+
+def _base_tags(node: str, where: Assignment) -> dict[str, str]:
+    return {"node": node, "trial": where.trial, "site": where.site}
 
 
 def envelope_points(env: Envelope, *, where: Assignment, received_at: datetime) -> list[Point]:
     """Every reading of a data envelope, then its ``link`` point."""
-    points = [reading_point(r, node=env.node, where=where) for r in env.readings]
+    base = _base_tags(env.node, where)
+    points = [reading_point(r, node=env.node, where=where, base=base) for r in env.readings]
     latency = (received_at - env.sent_at).total_seconds()
     points.append(
         Point(
@@ -71,6 +87,122 @@ def envelope_points(env: Envelope, *, where: Assignment, received_at: datetime) 
         )
     )
     return points
+
+
+# -- from a lean envelope --------------------------------------------------------------------
+#
+# The live collector parses envelopes into plain values (protocol.codec.parse_envelope_lean) and
+# writes their line protocol straight from them: ``envelope_lines`` is what
+# ``encode_points(envelope_points(...))`` gives for the same envelope, without making the
+# points; ``EnvelopePoints`` makes them only when asked (isolating a refused batch, another
+# store, a replay). tests/cloud/test_lean_points.py holds the two to each other.
+
+
+class EnvelopePoints(Sequence[Point]):
+    """The points of a lean envelope, made on first use; equal to :func:`envelope_points`.
+
+    >>> from protocol.codec import EXAMPLE, envelope_lean
+    >>> where = Assignment(trial="t", site="s", kind="restroom")
+    >>> env = envelope_lean(EXAMPLE)
+    >>> pts = EnvelopePoints(env, where, datetime(2026, 11, 26, 7, 0, 2, tzinfo=UTC))
+    >>> len(pts), pts[-1].fields["latency_s"]
+    (2, 1.0)
+    """
+
+    __slots__ = ("_env", "_made", "_received_us", "_where")
+
+    def __init__(self, env: LeanEnvelope, where: Assignment, received_at: datetime) -> None:
+        self._env, self._where = env, where
+        self._received_us = (received_at - _EPOCH) // _US
+        self._made: list[Point] | None = None
+
+    def _points(self) -> list[Point]:
+        if self._made is None:
+            self._made = lean_points(self._env, self._where, self._received_us)
+        return self._made
+
+    def __len__(self) -> int:
+        return len(self._env.readings) + 1
+
+    @overload
+    def __getitem__(self, index: int) -> Point: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Point]: ...
+    def __getitem__(self, index: int | slice) -> Point | list[Point]:
+        return self._points()[index]
+
+    def __iter__(self) -> Iterator[Point]:
+        return iter(self._points())
+
+
+def lean_points(env: LeanEnvelope, where: Assignment, received_us: int) -> list[Point]:
+    """The points of a lean envelope (``received_us``: receive time, µs since the epoch)."""
+    base = _base_tags(env.node, where)
+    points = []
+    for m, at_us, sensor, tags, fields in env.readings:
+        point_tags = base.copy()
+        if sensor is not None:
+            point_tags["sensor"] = sensor
+        if tags:
+            point_tags.update(tags)
+        points.append(Point(m, point_tags, dict(fields), at_us * 1000))
+    points.append(_lean_link(env, received_us))
+    return points
+
+
+def _lean_link(env: LeanEnvelope, received_us: int) -> Point:
+    # int / int is exactly timedelta.total_seconds() (microseconds over 10**6, rounded once).
+    latency = (received_us - env.sent_at_us) / 1_000_000
+    return Point(
+        LINK,
+        {"node": env.node, "stream": env.stream},
+        {"seq": env.seq, "readings": len(env.readings), "latency_s": latency},
+        env.sent_at_us * 1000 + env.seq % 1000,
+    )
+
+
+@lru_cache(maxsize=16_384)
+def _reading_series(
+    m: str,
+    node: str,
+    trial: str,
+    site: str,
+    sensor: str | None,
+    tags: tuple[tuple[str, str], ...],
+) -> tuple[str, int] | None:
+    # The tag set exactly as lean_points builds it, so both name the same series.
+    point_tags = {"node": node, "trial": trial, "site": site}
+    if sensor is not None:
+        point_tags["sensor"] = sensor
+    point_tags.update(tags)
+    return lineprotocol.series_key(m, tuple(point_tags.items()))
+
+
+def envelope_lines(env: LeanEnvelope, where: Assignment, received_us: int) -> bytes | None:
+    """The line protocol of a lean envelope's points, each line ending in a newline; None when
+    a point is not plainly writable (then the points go through the store's full checks)."""
+    node, trial, site = env.node, where.trial, where.site
+    fast_line = lineprotocol.fast_line
+    lines = []
+    for m, at_us, sensor, tags, fields in env.readings:
+        series = _reading_series(m, node, trial, site, sensor, tuple(tags.items()))
+        if series is None:
+            return None
+        line = fast_line(series, fields, at_us * 1000)
+        if line is None:
+            return None
+        lines.append(line)
+    link = _lean_link(env, received_us)
+    series = lineprotocol.series_key(LINK, (("node", node), ("stream", env.stream)))
+    line = None if series is None else fast_line(series, link.fields, link.time_ns)
+    if line is None:
+        return None
+    lines.append(line)
+    lines.append("")
+    try:
+        return "\n".join(lines).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in a string field: the full checks name it
+        return None
 
 
 def _fleet_tags(node: str, where: Assignment) -> dict[str, str]:

@@ -1,14 +1,24 @@
 """The collector: MQTT in, batched durable writes out, ack and receipt only after the write.
 
-Two threads. paho's network thread receives (``loop_start``) and only queues each message; the
-collector's own thread (the caller of :meth:`Collector.run`) checks messages, batches them,
-writes each batch, then acks every message of it to the broker in the order they came and sends
-each node a receipt per stream. Nothing is acked that is not in the store or the dead-letter
-store, so a crash at any point loses nothing: the broker keeps the unacked messages in the
-persistent session and delivers them again, and the store writes them idempotently.
+Three threads. paho's network thread receives (``loop_start``) and only queues each message; the
+collector's own thread (the caller of :meth:`Collector.run`) checks messages and batches them;
+the writer thread writes one batch at a time, then acks every message of it to the broker in the
+order they came and sends each node a receipt per stream. Nothing is acked that is not in the
+store or the dead-letter store, so a crash at any point loses nothing: the broker keeps the
+unacked messages in the persistent session and delivers them again, and the store writes them
+idempotently.
+
+Batches are a group commit: the moment the writer is free it takes everything checked so far
+(what is already queued is taken first, for at most ``max_delay_ms``), and while it writes, the
+next batch fills up, up to ``max_points``. A lone message is written at once; under load,
+batches grow by themselves to what the store absorbs per write, and checking the next batch
+overlaps the store's work on this one.
 
 The broker never has more than ``max_inflight`` unacked messages out to us (MQTT 5 Receive
 Maximum, sent in CONNECT), which bounds what the collector holds: backpressure, not memory.
+Over MQTT 3.1.1 (``protocol = "3.1.1"``, for brokers such as amqtt) there is no Receive Maximum:
+paho's thread then waits for a free one of ``max_inflight`` slots before it queues a message, so
+TCP holds the broker back instead.
 """
 
 from __future__ import annotations
@@ -29,9 +39,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from cloud.collector import lean_properties
 from cloud.collector.batch import Abandoned, Batch, BatchWriter, Message, Written
 from cloud.collector.intake import Intake
 from cloud.collector.settings import BatchSection, MqttSection, RetrySection
+from cloud.collector.status import StatusWriter
 from cloud.deadletter import DeadLetters
 from cloud.store.base import Store
 from protocol import Receipt
@@ -40,6 +52,9 @@ log = structlog.get_logger(__name__)
 
 #: How long shutdown waits for the broker to confirm the last receipts.
 _RECEIPT_WAIT_S = 5.0
+#: On stop, messages are still taken until none came for QUIET_S seconds, for at most MAX_S.
+_CATCH_UP_QUIET_S = 0.1
+_CATCH_UP_MAX_S = 1.0
 
 
 @dataclass
@@ -77,6 +92,7 @@ class Collector:
         dead_letters: DeadLetters,
         intake: Intake,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        status: StatusWriter | None = None,
     ) -> None:
         self.mqtt_cfg = mqtt
         self.batch_cfg = batch
@@ -92,14 +108,24 @@ class Collector:
             give_up=self.give_up,
             on_retry=self._count_retry,
         )
-        # (message, number of the connection it came on)
-        self._inbox: queue.Queue[tuple[paho.MQTTMessage, int]] = queue.Queue()
+        # (message, number of the connection it came on); None wakes the collector's thread
+        # when the writer is free again.
+        # SimpleQueue: paho's thread puts every message here, and it costs a fraction of Queue.
+        self._inbox: queue.SimpleQueue[tuple[paho.MQTTMessage, int] | None] = queue.SimpleQueue()
+        # The writer's one slot: a batch to write, or None to end.
+        self._handoff: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self._writer_free = threading.Event()
+        self._writer_free.set()
+        self._writer_error: BaseException | None = None
         self._receipts: list[paho.MQTTMessageInfo] = []
         self._last_counts = (0, 0)
         self._session = 0
         self._taking = True
         self._lock = threading.Lock()
         self.subscribed = threading.Event()
+        self.status = status
+        # MQTT 3.1.1 only: one slot per message held, released when its batch is settled.
+        self._slots = threading.Semaphore(mqtt.max_inflight) if mqtt.protocol == "3.1.1" else None
         self._pending_subs: set[int] = set()
         self._client = self._new_client()
         self._log = log.bind(client_id=mqtt.client_id)
@@ -113,28 +139,41 @@ class Collector:
         unacked: the broker keeps it for the next collector.
         """
         self._connect()
+        if self.status is not None:
+            self.status.start(self.status_facts)
         finished = threading.Event()
         watcher = threading.Thread(
             target=self._give_up_after_stop, args=(stop, finished), daemon=True
         )
         watcher.start()
+        writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
+        writer.start()
         batch = Batch()
         last_summary = time.monotonic()
         try:
             while not stop.is_set():
                 batch = self._fill(batch, stop)
-                if batch and not stop.is_set():
-                    self._flush(batch)
+                self._raise_writer_error()
+                if batch and self._writer_free.is_set() and not stop.is_set():
+                    self._writer_free.clear()
+                    self._handoff.put(batch)
                     batch = Batch()
                 now = time.monotonic()
                 if now - last_summary >= self.batch_cfg.summary_interval_s:
                     self._summary(now - last_summary)
                     last_summary = now
+            self._wait_for_writer()
             self._drain(batch)
         except Abandoned as exc:
             self._log.warning("drain_abandoned", reason=str(exc), note="left unacked")
         finally:
             finished.set()
+            # On the way out through an error the writer may still be retrying: end that too.
+            self.give_up.set()
+            self._handoff.put(None)
+            writer.join()
+            if self.status is not None:
+                self.status.stop()  # the last file shows what the drain wrote
             self._client.disconnect()
             self._client.loop_stop()
             self._log.info("collector_stopped", **vars(self.counters))
@@ -150,10 +189,17 @@ class Collector:
 
     def _new_client(self) -> paho.Client:
         cfg = self.mqtt_cfg
+        lean_properties.install()
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
+            protocol=(
+                MQTTProtocolVersion.MQTTv311
+                if cfg.protocol == "3.1.1"
+                else MQTTProtocolVersion.MQTTv5
+            ),
+            # 3.1.1 keeps the session by clean_session=False; MQTT 5 by clean_start in connect.
+            clean_session=False if cfg.protocol == "3.1.1" else None,
             manual_ack=True,
         )
         if cfg.username:
@@ -173,6 +219,10 @@ class Collector:
 
     def _connect(self) -> None:
         cfg = self.mqtt_cfg
+        if cfg.protocol == "3.1.1":
+            self._client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+            self._client.loop_start()
+            return
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = cfg.session_expiry_s
         props.ReceiveMaximum = cfg.max_inflight
@@ -220,29 +270,65 @@ class Collector:
     def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         # Once stopping, a message is neither processed nor acked: the broker keeps it in the
         # session for the next collector.
+        if self._slots is not None:
+            while not self._slots.acquire(timeout=0.25):
+                if not self._taking:
+                    return
         if self._taking:
             self._inbox.put((msg, self._session))
+        elif self._slots is not None:
+            self._slots.release()
 
     # -- the collector's thread ---------------------------------------------------------------
 
     def _fill(self, batch: Batch, stop: threading.Event) -> Batch:
-        """Take messages until the batch is due, the inbox goes idle, or ``stop`` is set."""
-        cfg = self.batch_cfg
-        while not stop.is_set():
-            # An empty batch waits a while (so stop and the summary are seen); an open one
-            # waits for the next message at most idle_ms, and never past its max_delay_ms.
-            timeout = 0.25
-            if batch:
-                left = batch.opened_at + cfg.max_delay_ms / 1000 - time.monotonic()
-                timeout = max(0.0, min(cfg.idle_ms / 1000, left))
+        """Take messages until the writer can have the batch, or ``stop`` is set.
+
+        While the writer is busy, messages are taken as they come (up to a full batch). Once it
+        is free, what is already queued is taken too, and the batch goes to the writer when no
+        message came for ``idle_ms`` (at once by default), at the latest ``max_delay_ms`` after
+        it opened.
+        """
+        while not stop.is_set() and self._writer_error is None:
+            if batch and self._writer_free.is_set():
+                self._linger(batch, stop)
+                return batch
+            if self._full(batch):
+                self._writer_free.wait(0.25)
+                continue
             try:
-                msg, session = self._inbox.get(timeout=timeout)
+                # The writer puts None here when it is done, so this wakes for it too.
+                item = self._inbox.get(timeout=0.25)
             except queue.Empty:
                 return batch
-            self._take(msg, session, batch)
-            if self._full(batch):
-                return batch
+            if item is not None:
+                self._take(*item, batch)
         return batch
+
+    def _linger(self, batch: Batch, stop: threading.Event) -> None:
+        """Take queued messages into ``batch`` for the free writer, within idle_ms/max_delay_ms."""
+        cfg = self.batch_cfg
+        deadline = batch.opened_at + cfg.max_delay_ms / 1000
+        idle = cfg.idle_ms / 1000
+        quiet_since = time.monotonic()
+        while not self._full(batch) and not stop.is_set():
+            now = time.monotonic()
+            until = min(quiet_since + idle, deadline)
+            if now >= deadline:
+                return
+            try:
+                if until > now:
+                    # In slices, so that stop is seen during a long idle_ms.
+                    item = self._inbox.get(timeout=min(until - now, 0.25))
+                else:
+                    item = self._inbox.get_nowait()
+            except queue.Empty:
+                if time.monotonic() < until:
+                    continue
+                return
+            if item is not None:
+                self._take(*item, batch)
+                quiet_since = time.monotonic()
 
     def _take(self, msg: paho.MQTTMessage, session: int, batch: Batch) -> None:
         received_at = self.clock()
@@ -270,6 +356,27 @@ class Collector:
         written = self.writer.write(batch)
         self._settle(batch, written)
 
+    # -- the writer's thread ------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while (batch := self._handoff.get()) is not None:
+            try:
+                self._flush(batch)
+            except BaseException as exc:  # run() raises it in the collector's thread
+                self._writer_error = exc
+            finally:
+                self._writer_free.set()
+                self._inbox.put(None)
+
+    def _wait_for_writer(self) -> None:
+        """Wait until the batch being written is written (or given up), then raise its error."""
+        self._writer_free.wait()
+        self._raise_writer_error()
+
+    def _raise_writer_error(self) -> None:
+        if self._writer_error is not None:
+            raise self._writer_error
+
     def _settle(self, batch: Batch, written: Written) -> None:
         with self._lock:
             session = self._session
@@ -279,6 +386,9 @@ class Collector:
         c.points += written.points
         c.dead_letters += written.dead_lettered
         c.ignored += written.ignored
+        if self._slots is not None:
+            for _ in batch.messages:
+                self._slots.release()
         for msg in batch.messages:
             if msg.qos == 0:
                 continue
@@ -302,18 +412,33 @@ class Collector:
         return sent
 
     def _drain(self, batch: Batch) -> None:
-        """Stop taking messages; write, ack and receipt what was taken before the stop."""
+        """Take what the broker has sent already, stop taking; write, ack and receipt it."""
+        self._catch_up(batch)
         self._taking = False
         self._log.info("collector_draining", held=len(batch) + self._inbox.qsize())
         while True:
             try:
-                msg, session = self._inbox.get_nowait()
+                item = self._inbox.get_nowait()
             except queue.Empty:
                 break
-            self._take(msg, session, batch)
+            if item is not None:
+                self._take(*item, batch)
         if batch:
             self._flush(batch)
         self._wait_for_receipts()
+
+    def _catch_up(self, batch: Batch) -> None:
+        # Messages the broker sent before the stop may still be in the socket or in paho's
+        # hands; they arrive within moments. Taking them now writes and acks them here instead
+        # of leaving them to a redelivery. Bounded: the broker keeps sending until we stop.
+        deadline = time.monotonic() + _CATCH_UP_MAX_S
+        while time.monotonic() < deadline:
+            try:
+                item = self._inbox.get(timeout=_CATCH_UP_QUIET_S)
+            except queue.Empty:
+                return
+            if item is not None:
+                self._take(*item, batch)
 
     def _wait_for_receipts(self) -> None:
         # A receipt lost here costs only a resend from the node; waiting keeps that rare.
@@ -323,6 +448,15 @@ class Collector:
                 info.wait_for_publish(max(0.0, deadline - time.monotonic()))
             except (RuntimeError, ValueError):
                 return
+
+    def status_facts(self) -> dict[str, Any]:
+        """Counters, whether connected and subscribed, and messages queued: for the status file."""
+        return {
+            **vars(self.counters),
+            "connected": self._client.is_connected(),
+            "subscribed": self.subscribed.is_set(),
+            "in_flight": self._inbox.qsize(),
+        }
 
     def _count_retry(self) -> None:
         self.counters.store_retries += 1

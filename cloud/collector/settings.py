@@ -1,4 +1,4 @@
-"""The collector's config sections: mqtt, batch, deadletter, fleet and retry.
+"""The collector's config sections: mqtt, batch, deadletter, fleet, retry and status.
 
 They are frozen and forbid unknown keys; :mod:`cloud.config` puts them together with the store's
 section into the whole config file.
@@ -35,6 +35,10 @@ class MqttSection(_Section):
     ca_file: Path | None = None
     prefix: str = "machikado"
     client_id: str = Field(default="machikado-collector", min_length=1, max_length=128)
+    #: "5", or "3.1.1" for a broker without MQTT 5 (amqtt, the demo's embedded broker): then the
+    #: session is clean_session=False, and ``max_inflight`` bounds the collector's own queue
+    #: (paho's thread waits, so TCP holds the broker back) instead of Receive Maximum.
+    protocol: Literal["5", "3.1.1"] = "5"
     #: Non-empty: data is subscribed through ``$share/<group>/...``, split between collectors.
     shared_group: str = ""
     #: How long the broker keeps the session (and queues messages) while the collector is away.
@@ -92,18 +96,31 @@ class MqttSection(_Section):
 
 
 class BatchSection(_Section):
-    """When a batch is written: at ``max_points`` points, or ``max_delay_ms`` after it opened."""
+    """How batches form: whatever came while the last write ran, bounded by these.
 
+    The writer takes everything checked so far the moment it is free (a group commit), so a
+    lone message is written at once and batches grow with the load by themselves.
+    """
+
+    #: A batch is handed to the writer when it holds this many points, even if more are queued.
     max_points: int = Field(default=5000, ge=1, le=1_000_000)
+    #: Upper bound on how long a batch stays open once the writer is free for it.
     max_delay_ms: int = Field(default=200, ge=0, le=60_000)
-    #: Written early when no message came for this long: the broker may be holding back the
-    #: rest until we ack (its inflight window), so waiting longer only adds latency.
-    idle_ms: int = Field(default=20, ge=0, le=60_000)
+    #: How long a free writer waits for one more message before it writes what it has; 0
+    #: (the default) writes at once. More trades latency for fewer, larger writes at low load.
+    idle_ms: int = Field(default=0, ge=0, le=60_000)
     #: On SIGTERM, how long to keep retrying a store that is down before leaving the batch
     #: unacked to the broker (it redelivers it to the next collector).
     drain_timeout_s: float = Field(default=30.0, ge=0)
     #: Seconds between the collector's summary log lines.
     summary_interval_s: float = Field(default=30.0, gt=0)
+
+
+class StatusSection(_Section):
+    """The status file (see :mod:`cloud.collector.status`); no ``path``, no file."""
+
+    path: Path | None = None
+    interval_s: float = Field(default=1.0, gt=0, le=3600)
 
 
 class DeadLetterSection(_Section):

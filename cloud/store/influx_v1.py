@@ -16,7 +16,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from urllib.parse import urlencode
 
 import structlog
@@ -194,13 +194,26 @@ class InfluxV1Store(InfluxQLReader):
         if not points:
             return
         bodies = list(chunks(points, MAX_BODY_BYTES))
-        params = {"db": self.database, "precision": "ns"}
-        if self.retention_policy:
-            params["rp"] = self.retention_policy
+        params = self._params()
         with self._lock:
             self._ensure_database()
             for body in bodies:
                 self._write_body(body, params)
+
+    def write_lines(self, bodies: Sequence[bytes]) -> None:
+        """Store line protocol encoded by the caller (each body whole lines, as
+        :func:`~cloud.store.lineprotocol.encode_points` makes them): like :meth:`write`."""
+        params = self._params()
+        with self._lock:
+            self._ensure_database()
+            for body in _joined(bodies, MAX_BODY_BYTES):
+                self._write_body(body, params)
+
+    def _params(self) -> dict[str, str]:
+        params = {"db": self.database, "precision": "ns"}
+        if self.retention_policy:
+            params["rp"] = self.retention_policy
+        return params
 
     def _write_body(self, body: bytes, params: dict[str, str]) -> None:
         headers = {"Content-Type": "text/plain; charset=utf-8"}
@@ -243,3 +256,18 @@ class InfluxV1Store(InfluxQLReader):
     def query(self, q: str) -> list[Series]:
         """Run one InfluxQL statement against this store's database (for tools and tests)."""
         return self._select(q)
+
+
+def _joined(bodies: Sequence[bytes], max_bytes: int) -> Iterator[bytes]:
+    """``bodies`` joined into requests of at most ``max_bytes`` (a larger body goes alone)."""
+    group: list[bytes] = []
+    size = 0
+    for body in bodies:
+        if group and size + len(body) > max_bytes:
+            yield b"".join(group)
+            group, size = [], 0
+        if body:
+            group.append(body)
+            size += len(body)
+    if group:
+        yield b"".join(group)

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
+from typing import Any
 
 from cloud.errors import PointsRejected
 from cloud.store.base import FieldValue, Point
@@ -227,7 +228,136 @@ def _field(value: FieldValue) -> str:
     return '"' + value.translate(_STRING_ESCAPES) + '"'
 
 
+# -- the fast path ---------------------------------------------------------------------------
+#
+# A collector writes thousands of points a second, nearly all of a few series and field sets.
+# ``_fast_line`` writes a point from two caches (its series key, its field keys) and formats the
+# values with the same checks, and answers None whenever anything is not plainly right, or not
+# of the exact types; ``_line`` then finds every problem as before. Each cached entry is
+# computed by the very checks ``_line`` runs, so both paths write the same text.
+
+
+@lru_cache(maxsize=8192)
+def _series(measurement: str, tags: tuple[tuple[str, str], ...]) -> tuple[str, int] | None:
+    """The escaped series key (measurement and sorted tags) and its UTF-8 length, or None."""
+    if type(measurement) is not str or not measurement:
+        return None
+    bad, escaped = _measurement(measurement)
+    if bad:
+        return None
+    pairs = []
+    for key, value in tags:
+        if type(key) is not str or not key or type(value) is not str or not value:
+            return None
+        bad_key, escaped_key = _tag_key(key)
+        bad_value, escaped_value = _tag_value(key, value)
+        if bad_key or bad_value:
+            return None
+        pairs.append((escaped_key, escaped_value))
+    pairs.sort()
+    series = ",".join([escaped, *(f"{k}={v}" for k, v in pairs)])
+    try:
+        return series, len(series.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _field_keys(keys: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], int] | None:
+    """(original, escaped) field keys in line order and the longest one's UTF-8 length."""
+    if not keys:
+        return None
+    pairs = []
+    for key in keys:
+        if type(key) is not str or not key:
+            return None
+        bad, escaped = _field_key(key)
+        if bad:
+            return None
+        pairs.append((key, escaped))
+    pairs.sort(key=lambda ke: ke[1])
+    try:
+        return tuple(pairs), max(len(escaped.encode("utf-8")) for _, escaped in pairs)
+    except UnicodeEncodeError:
+        return None
+
+
+def _fast_line(point: Point) -> str | None:
+    """``point``'s line when it is plainly writable; None sends it to the full checks."""
+    try:
+        series = _series(point.measurement, tuple(point.tags.items()))
+    except TypeError:  # an unhashable name or value: not a point this path can judge
+        return None
+    if series is None:
+        return None
+    return fast_line(series, point.fields, point.time_ns)
+
+
+def series_key(measurement: str, tags: tuple[tuple[str, str], ...]) -> tuple[str, int] | None:
+    """The escaped series key of a measurement and tag set and its UTF-8 length, when plainly
+    writable (else None: the full checks decide). Cached; the tags in any order."""
+    try:
+        return _series(measurement, tags)
+    except TypeError:
+        return None
+
+
+def fast_line(series: tuple[str, int], fields: Mapping[str, Any], time_ns: Any) -> str | None:
+    """The line (without newline) of a point of ``series`` (from :func:`series_key`), when
+    plainly writable; None when only the full checks can say."""
+    if type(time_ns) is not int or not MIN_TIME_NS <= time_ns <= MAX_TIME_NS:
+        return None
+    try:
+        keys = _field_keys(tuple(fields))
+    except TypeError:
+        return None
+    if keys is None:
+        return None
+    series_text, series_bytes = series
+    pairs, longest_key = keys
+    if series_bytes + longest_key > MAX_KEY_BYTES:
+        return None
+    texts = []
+    for key, escaped in pairs:
+        # Any: the exact-type tests below narrow it; a subclass goes to the full checks.
+        value: Any = fields[key]
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                return None
+            texts.append(f"{escaped}={value!r}")
+        elif kind is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                return None
+            texts.append(f"{escaped}={value}i")
+        elif kind is bool:
+            texts.append(f"{escaped}=true" if value else f"{escaped}=false")
+        elif kind is str:
+            texts.append(f'{escaped}="{value.translate(_STRING_ESCAPES)}"')
+        else:
+            return None
+    return f"{series_text} {','.join(texts)} {time_ns}"
+
+
+def _fast_lines(points: Iterable[Point]) -> list[str] | None:
+    lines = []
+    for point in points:
+        line = _fast_line(point)
+        if line is None:
+            return None
+        lines.append(line)
+    return lines
+
+
 def _lines(points: Iterable[Point]) -> list[str]:
+    points = list(points)
+    fast = _fast_lines(points)
+    if fast is not None:
+        return fast
+    return _checked_lines(points)
+
+
+def _checked_lines(points: Iterable[Point]) -> list[str]:
     lines: list[str] = []
     reasons: list[str] = []
     for point in points:
@@ -253,12 +383,29 @@ def encode_points(points: Iterable[Point]) -> bytes:
     Every point is checked first; if any cannot be written, nothing is encoded and
     :class:`PointsRejected` names each bad point and why.
     """
-    return "".join(line + "\n" for line in _lines(points)).encode("utf-8")
+    return _body(list(points))
 
 
-def chunks(points: Sequence[Point], max_bytes: int) -> Iterator[bytes]:
+def _body(points: list[Point]) -> bytes:
+    fast = _fast_lines(points)
+    if fast is not None:
+        fast.append("")
+        try:
+            return "\n".join(fast).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate in a string field: the full checks name it
+    return "".join(line + "\n" for line in _checked_lines(points)).encode("utf-8")
+
+
+def chunks(points: Iterable[Point], max_bytes: int) -> Iterator[bytes]:
     """``encode_points`` split into bodies of whole lines, each at most ``max_bytes`` when it
     holds more than one line (string fields may hold newlines, so lines are cut per point)."""
+    points = list(points)
+    whole = _body(points)
+    if len(whole) <= max_bytes:
+        if whole:
+            yield whole
+        return
     body: list[bytes] = []
     size = 0
     for text in _lines(points):

@@ -35,10 +35,15 @@ FLEET = Fleet.model_validate(
 )
 
 
+#: Readings are dated from one instant, a millisecond apart by seq: two messages built in the
+#: same tick must never share a series and time, or the store would keep only one of them.
+EPOCH = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+
+
 def envelope(seq: int, node: str = "rr-01") -> bytes:
     now = datetime.now(UTC)
     reading = Reading(
-        m="synthetic", at=now - timedelta(milliseconds=seq), fields={"n": seq, "v": seq / 3}
+        m="synthetic", at=EPOCH + timedelta(milliseconds=seq), fields={"n": seq, "v": seq / 3}
     )
     return encode_envelope(
         node=node, stream=STREAM, seq=seq, sent_at=now, readings_json=encode_readings([reading])

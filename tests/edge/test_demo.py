@@ -1,24 +1,31 @@
-"""``machikado demo``: every kind of node produces, the stand-in receipts, outboxes drain, and
-Ctrl-C, a taken port or a bad config each end the way a person at a terminal expects."""
+"""``machikado demo``: every kind of node produces, the real collector stores it all in SQLite,
+the kiosk starts and stops with it, and Ctrl-C, a taken port or a bad config each end the way
+a person at a terminal expects."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge.demo import default_config_dir, plan_nodes
+from cloud.collector.points import FLEET_STATE, LINK
+from edge.demo import default_config_dir, kiosk_wanted, manifest_text, plan_nodes
 from edge.outbox import Outbox
 
 FIRMWARE = default_config_dir()
@@ -27,16 +34,18 @@ FIRMWARE = default_config_dir()
 class DemoProcess:
     """``python -m protocol.cli demo --no-live ...`` as a child, its output collected by line."""
 
-    def __init__(self, state_dir: Path, *args: str) -> None:
+    def __init__(self, state_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.state_dir = state_dir
         cmd = [sys.executable, "-m", "protocol.cli", "demo", "--no-live"]
-        cmd += ["--state-dir", str(state_dir), *args]
+        # No kiosk window unless a test asks for one, whatever display the machine has.
+        kiosk = [] if "--kiosk" in args else ["--no-kiosk"]
+        cmd += ["--state-dir", str(state_dir), *kiosk, *args]
         self.proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.lines: list[str] = []
         self.errors: list[str] = []
@@ -106,39 +115,118 @@ def running() -> Iterator[list[DemoProcess]]:
             demo.proc.wait()
 
 
-def start(running: list[DemoProcess], state_dir: Path, *args: str) -> DemoProcess:
-    demo = DemoProcess(state_dir, *args)
+def start(
+    running: list[DemoProcess], state_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> DemoProcess:
+    demo = DemoProcess(state_dir, *args, env=env)
     running.append(demo)
     return demo
 
 
-def test_demo_runs_every_kind_of_node_and_the_stand_in_receipts_them_all(
+def stored_readings(store: Path) -> dict[str, int]:
+    """Readings per node in the collector's SQLite store, read with nothing of ours."""
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        rows = db.execute(
+            "SELECT json_extract(series, '$.node'), count(*) FROM points "
+            "WHERE measurement NOT IN (?, ?) GROUP BY 1",
+            (LINK, FLEET_STATE),
+        ).fetchall()
+    return {str(node): int(n) for node, n in rows}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_every_nodes_readings_reach_the_collectors_sqlite_store_with_nothing_missing(
     tmp_path: Path, running: list[DemoProcess]
 ) -> None:
     demo = start(running, tmp_path / "demo", "--duration", "20")
-    status, err = demo.wait(120)
+    status, err = demo.wait(180)
     assert status == 0, f"{err}\n{demo.output}"
     summary = demo.summary()
     nodes = {n["node"]: n for n in summary["nodes"]}
     kinds = [n["kind"] for n in nodes.values()]
     assert (kinds.count("restroom"), kinds.count("vehicle"), kinds.count("station")) == (3, 3, 2)
     assert {"rr-01", "rr-02", "rr-03", "mv-01", "mv-02", "mv-03", "st-01", "st-02"} == set(nodes)
+    store = tmp_path / "demo" / "cloud" / "store.sqlite"
+    in_store = stored_readings(store)
+    final = json.loads((tmp_path / "demo" / "cloud" / "status.json").read_text())
+    assert final["running"] is False, "the last status file is not the one after the drain"
     for name, n in nodes.items():
         assert n["produced"] > 0, f"{name} produced nothing"
-        assert n["standin_readings"] > 0, f"the stand-in got nothing from {name}"
         assert n["receipted"] > 0, f"{name} never had a reading receipted"
         # amqtt speaks 3.1.1 only, and the demo configures its nodes for it.
         assert n["protocol"] == "3.1.1"
-        # What was made in the last moments may still wait for its receipt; nothing older.
-        assert n["pending_rows"] <= 2, f"{name} kept {n['pending_rows']} envelopes"
+        # Every reading the cloud receipted is in the store; nothing is there twice.
+        assert n["receipted"] <= in_store.get(name, 0) <= n["produced"], name
+        # After the collector's drain, no seq of any stream is missing.
+        assert n["missing"] == 0, f"{name}: {n['missing']} seqs missing"
+        assert final["nodes"][name]["missing"] == 0
+        assert final["nodes"][name]["envelopes"] == final["nodes"][name]["last_seq"]
         stats = Outbox.read_stats(tmp_path / "demo" / name / "outbox.sqlite")
         assert stats.produced == n["produced"]
         assert stats.dropped == 0
-    assert summary["standin"]["invalid"] == 0
-    assert summary["standin"]["readings"] >= sum(n["receipted"] for n in nodes.values())
+    assert summary["collector"]["exit_status"] == 0
+    assert summary["collector"]["counters"]["dead_letters"] == 0
+    assert summary["collector"]["missing"] == 0
+    assert summary["kiosk"]["started"] is False
     assert "machikado demo: summary" in demo.output
+    assert "collector stopped" in demo.output
+    assert summary["collector"]["store"] == str(store)
+    assert "store sqlite" in demo.output
+    assert "kiosk off: --no-kiosk" in demo.output
     for name in nodes:
         assert name in demo.output
+
+
+def test_with_kiosk_the_kiosk_connects_to_the_demo_broker_and_stops_cleanly(
+    tmp_path: Path, running: list[DemoProcess]
+) -> None:
+    port = free_port()
+    env = {"SDL_VIDEODRIVER": "offscreen"}
+    demo = start(
+        running, tmp_path / "demo", "--kiosk", "--nodes", "1", "--port", str(port), env=env
+    )
+    demo.wait_for_line("the kiosk running", lambda line: "kiosk ks-01 ● running" in line, 90)
+    births: list[paho.MQTTMessage] = []
+    got_birth = threading.Event()
+
+    def on_message(_c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        births.append(msg)
+        got_birth.set()
+
+    def on_connect(client: paho.Client, *_a: object) -> None:
+        client.subscribe("machikado/v1/ks-01/birth", qos=1)
+
+    watcher = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id="test-birth-watcher",
+        protocol=MQTTProtocolVersion.MQTTv311,
+    )
+    watcher.on_connect = on_connect
+    watcher.on_message = on_message
+    watcher.connect("127.0.0.1", port)
+    watcher.loop_start()
+    try:
+        # Retained: it comes whether the kiosk connected before or after we subscribed.
+        assert got_birth.wait(90), f"no birth from the kiosk; output:\n{demo.output}"
+    finally:
+        watcher.disconnect()
+        watcher.loop_stop()
+    assert json.loads(births[0].payload)["node"] == "ks-01"
+    demo.proc.send_signal(signal.SIGINT)
+    status, err = demo.wait(120)
+    assert status == 0, f"{err}\n{demo.output}"
+    summary = demo.summary()
+    assert summary["kiosk"]["started"] is True
+    assert summary["kiosk"]["exit_status"] == 0
+    kiosk_log = (tmp_path / "demo" / "kiosk.log").read_text()
+    assert "kiosk_node_stopped" in kiosk_log
+    assert "[error" not in kiosk_log  # structlog errors; Kivy logs optional-provider imports
+    assert "kiosk ks-01 ended with status 0" in demo.output
 
 
 def test_ctrl_c_mid_run_stops_everything_and_prints_the_summary(
@@ -158,6 +246,9 @@ def test_ctrl_c_mid_run_stops_everything_and_prints_the_summary(
     summary = demo.summary()
     assert sorted(n["node"] for n in summary["nodes"]) == ["mv-01", "rr-01", "st-01"]
     assert all(n["receipted"] > 0 for n in summary["nodes"])
+    # The collector got SIGTERM after the nodes stopped, drained and ended on its own.
+    assert summary["collector"]["exit_status"] == 0
+    assert all(n["missing"] == 0 for n in summary["nodes"])
 
 
 def test_a_taken_port_is_one_line_and_exit_status_2(
@@ -232,3 +323,26 @@ def test_a_real_nodes_environment_does_not_move_the_demo_nodes(
     configs = plan_nodes(FIRMWARE, tmp_path, count=3, port=18830, speed=30)
     assert {c.mqtt.port for c in configs} == {18830}
     assert all(c.node.data_dir == tmp_path / c.node.id for c in configs)
+
+
+def test_the_demo_manifest_places_nodes_beyond_the_fleet_like_the_last_of_their_kind(
+    tmp_path: Path,
+) -> None:
+    text, unplaced = manifest_text(
+        FIRMWARE / "fleet.toml", {"rr-01": "restroom", "rr-99": "restroom", "zz-01": "robot"}
+    )
+    assert unplaced == ["zz-01"]
+    fleet = tomllib.loads(text)
+    added = [n for n in fleet["nodes"] if n["id"] == "rr-99"]
+    assert len(added) == 1
+    last_restroom = [n for n in fleet["nodes"] if n["kind"] == "restroom"][-2]
+    assert (added[0]["trial"], added[0]["site"]) == (last_restroom["trial"], last_restroom["site"])
+    assert [n["id"] for n in fleet["nodes"]].count("rr-01") == 1
+
+
+def test_the_kiosk_starts_by_itself_only_where_there_is_a_display() -> None:
+    assert kiosk_wanted(None, {})[0] is False
+    assert kiosk_wanted(None, {"WAYLAND_DISPLAY": "wayland-0"})[0] is True
+    assert kiosk_wanted(None, {"DISPLAY": ":0"})[0] is True
+    assert kiosk_wanted(True, {})[0] is True
+    assert kiosk_wanted(False, {"DISPLAY": ":0"}) == (False, "off: --no-kiosk")
