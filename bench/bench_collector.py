@@ -232,8 +232,10 @@ def disconnect(client: mqtt.Client) -> None:
 class Publishers:
     """A few paho clients that share the load; message ``i`` goes out through client ``i % n``.
 
-    >>> with Publishers(broker.host, broker.port) as pubs:  # doctest: +SKIP
-    ...     pubs.publish(0, "machikado/v1/bench-01/data", payload)
+    For example (it needs the real service, so it is not run as a doctest)::
+
+        with Publishers(broker.host, broker.port) as pubs:
+            pubs.publish(0, "machikado/v1/bench-01/data", payload)
     """
 
     def __init__(self, host: str, port: int, count: int = PUBLISHERS) -> None:
@@ -429,8 +431,10 @@ def ensure_nodered(report: Report = ignore) -> None:
 class NodeRed(Consumer):
     """Node-RED 4 running ``bench/nodered/flows.json`` headless, against one broker and store.
 
-    >>> with NodeRed(tmp, broker=broker, influx=influx).start() as red:  # doctest: +SKIP
-    ...     red.wait_ready(publishers)
+    For example (it needs the real service, so it is not run as a doctest)::
+
+        with NodeRed(tmp, broker=broker, influx=influx).start() as red:
+            red.wait_ready(publishers)
     """
 
     name = "nodered"

@@ -29,9 +29,11 @@ TIMEOUT_S = 10.0
 class RecordingClient:
     """An MQTT client connected to a test broker, recording messages, SUBACKs and PUBACKs.
 
-    >>> with RecordingClient(broker, username="collector", password="pw") as c:  # doctest: +SKIP
-    ...     c.subscribe("machikado/v1/#")
-    ...     c.wait_for_message("machikado/v1/rr-01/data").payload
+    For example (it needs the real service, so it is not run as a doctest)::
+
+        with RecordingClient(broker, username="collector", password="pw") as c:
+            c.subscribe("machikado/v1/#")
+            c.wait_for_message("machikado/v1/rr-01/data").payload
     """
 
     def __init__(

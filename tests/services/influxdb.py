@@ -24,10 +24,12 @@ _HTTP_TIMEOUT_S = 30.0
 class InfluxServer(ServiceProcess):
     """An InfluxDB 1.x server on ``127.0.0.1:<port>`` with its data and log in ``tmp_dir``.
 
-    >>> with InfluxServer(tmp_dir) as influx:  # doctest: +SKIP
-    ...     influx.query("CREATE DATABASE telemetry")
-    ...     influx.write("telemetry", "visit,node=rr-01 duration_s=182.5 1700000000000000000")
-    ...     influx.query("SELECT * FROM visit", db="telemetry")["results"][0]["series"]
+    For example (it needs the real service, so it is not run as a doctest)::
+
+        with InfluxServer(tmp_dir) as influx:
+            influx.query("CREATE DATABASE telemetry")
+            influx.write("telemetry", "visit,node=rr-01 duration_s=182.5 1700000000000000000")
+            influx.query("SELECT * FROM visit", db="telemetry")["results"][0]["series"]
     """
 
     name = "influxd"

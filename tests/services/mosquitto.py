@@ -40,10 +40,12 @@ class MosquittoServer(ServiceProcess):
 
     Anonymous unless ``users`` (name -> password) are given; ``acl_file`` is copied in and used.
 
-    >>> with MosquittoServer(tmp_dir, users={"rr-01": "secret"}) as broker:  # doctest: +SKIP
-    ...     paho_client.username_pw_set("rr-01", "secret")
-    ...     paho_client.connect(broker.host, broker.port)
-    ...     broker.restart()  # same port, queued messages kept
+    For example (it needs the real service, so it is not run as a doctest)::
+
+        with MosquittoServer(tmp_dir, users={"rr-01": "secret"}) as broker:
+            paho_client.username_pw_set("rr-01", "secret")
+            paho_client.connect(broker.host, broker.port)
+            broker.restart()  # same port, queued messages kept
     """
 
     name = "mosquitto"
