@@ -12,16 +12,15 @@ Every key can be overridden by an environment variable ``MACHIKADO_<SECTION>__<K
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.errors import ConfigError
 from protocol.limits import NODE_ID
 from protocol.messages import NodeKind
+from protocol.settings import FileSettings, load_settings
 
 
 class _Section(BaseModel):
@@ -190,16 +189,8 @@ class KioskSection(_Section):
         return v
 
 
-class NodeConfig(BaseSettings):
+class NodeConfig(FileSettings):
     """The whole node config."""
-
-    model_config = SettingsConfigDict(
-        frozen=True,
-        extra="forbid",
-        env_prefix="MACHIKADO_",
-        env_nested_delimiter="__",
-        nested_model_default_partial_update=True,
-    )
 
     node: NodeSection
     mqtt: MqttSection = MqttSection()
@@ -212,18 +203,6 @@ class NodeConfig(BaseSettings):
     mobility: MobilitySection = MobilitySection()
     station: StationSection = StationSection()
     kiosk: KioskSection = KioskSection()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment overrides the file, which is passed in as init values.
-        return (env_settings, init_settings)
 
     @property
     def mqtt_username(self) -> str:
@@ -245,28 +224,6 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix.rstrip("."), repr(data))]
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc)
-
-
 def load_config(path: Path) -> NodeConfig:
     """Read a node config file, apply environment overrides, and validate it whole."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"config {path}: cannot read it: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {path}: not valid TOML: {exc}") from None
-    try:
-        return NodeConfig(**data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False, include_input=False):
-            key = _where(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            problems.append(f"{key}: {msg}")
-        raise ConfigError(f"config {path}: " + "; ".join(problems)) from None
+    return load_settings(NodeConfig, path, ConfigError)
