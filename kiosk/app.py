@@ -18,6 +18,7 @@ that point is shown in the window, and :attr:`KioskApp.start_error` tells the ca
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,45 +42,42 @@ from kivy.properties import (
     StringProperty,
 )
 from kivy.uix.floatlayout import FloatLayout
+from kivy.uix.layout import Layout
 from kivy.uix.screenmanager import NoTransition, ScreenManager
+from kivy.uix.widget import Widget
 
 from kiosk.i18n import Catalog
 from kiosk.lazylog import LazyLogger
 from kiosk.screens.attract import AttractScreen
-from kiosk.screens.base import KioskScreen
-from kiosk.screens.doctor import DoctorScreen
-from kiosk.screens.emergency import EmergencyScreen
-from kiosk.screens.home import HomeScreen
-from kiosk.screens.info import InfoScreen
-from kiosk.screens.language import LanguageScreen
-from kiosk.screens.result import ResultScreen
-from kiosk.screens.triage import TriageScreen
-from kiosk.screens.wizard import WizardScreen
 from kiosk.session import IdleTimer, KioskSession
-from kiosk.triage import TriageProtocol
 from protocol.errors import MachikadoError
 
 if TYPE_CHECKING:
-    # Imported when used: pydantic (the config), structlog (content, read-aloud) and their
-    # dependencies would otherwise be imported before the first frame.
+    # Imported when used: pydantic (the config), structlog (content, read-aloud), the triage
+    # engine, the later screens and their dependencies would otherwise be imported before the
+    # first frame.
     from edge.config import KioskSection
     from kiosk.content import ContentStore
+    from kiosk.screens.base import KioskScreen
+    from kiosk.triage import TriageProtocol
     from kiosk.tts import ReadAloud
 
 log = LazyLogger(__name__)
 
 KV_DIR = Path(__file__).resolve().parent / "screens"
-#: Screen names in the order a resident meets them; one ``<name>.kv`` each.
-SCREENS: dict[str, type[KioskScreen]] = {
-    "attract": AttractScreen,
-    "language": LanguageScreen,
-    "home": HomeScreen,
-    "triage": TriageScreen,
-    "emergency": EmergencyScreen,
-    "result": ResultScreen,
-    "doctor": DoctorScreen,
-    "wizard": WizardScreen,
-    "info": InfoScreen,
+#: Screen names in the order a resident meets them, each with its class's name; one
+#: ``<name>.kv`` and one module ``kiosk.screens.<name>`` each, imported when first built (only
+#: the attract screen is needed for the first frame).
+SCREENS: dict[str, str] = {
+    "attract": "AttractScreen",
+    "language": "LanguageScreen",
+    "home": "HomeScreen",
+    "triage": "TriageScreen",
+    "emergency": "EmergencyScreen",
+    "result": "ResultScreen",
+    "doctor": "DoctorScreen",
+    "wizard": "WizardScreen",
+    "info": "InfoScreen",
 }
 #: How often the idle timer and the waiting time are looked at.
 TICK_S = 0.2
@@ -225,6 +223,32 @@ def configure_window(settings: WindowLike) -> None:
     Config.set("kivy", "exit_on_escape", "0")
 
 
+def screen_class(name: str) -> type[KioskScreen]:
+    """The class of the screen called ``name``, its module imported now if it was not yet.
+
+    >>> screen_class("home").__name__
+    'HomeScreen'
+    """
+    if name not in SCREENS:
+        raise KeyError(f"no screen called {name!r}")
+    module = importlib.import_module(f"kiosk.screens.{name}")
+    cls: type[KioskScreen] = getattr(module, SCREENS[name])
+    return cls
+
+
+def lay_out_now(widget: Widget) -> None:
+    """Size a new widget tree top-down at once, parents before children.
+
+    Kivy would lay it out over the next frames, after rendering each label first at the
+    default widget size (100 px, less padding: a letter a line), then again at every width
+    in between; sized first, every label is rendered once, at its real width.
+    """
+    if isinstance(widget, Layout):
+        widget.do_layout()
+    for child in widget.children:
+        lay_out_now(child)
+
+
 def load_kv(*names: str) -> None:
     """Load these ``.kv`` files (default: the widget rules, the frame and every screen), each
     once per process."""
@@ -332,6 +356,7 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         tts: ReadAloud | None = None,
     ) -> None:
         from kiosk.content import ContentPack, ContentStore
+        from kiosk.triage import TriageProtocol
         from kiosk.tts import ReadAloud
 
         self.settings = settings
@@ -360,6 +385,8 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         if self.ready:
             self._wire()
         self._refresh_all(root)
+        root.size = Window.size
+        lay_out_now(root)
         return root
 
     def _wire(self) -> None:
@@ -445,12 +472,15 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         """The screen called ``name`` (built now if it was not yet)."""
         manager = self.manager
         if not manager.has_screen(name):
-            if name not in SCREENS:
-                raise KeyError(f"no screen called {name!r}")
+            cls = screen_class(name)
             load_kv(name)
-            screen = SCREENS[name](name=name)
+            screen = cls(name=name)
             manager.add_widget(screen)
             screen.refresh()
+            # Only the current screen is the manager's child and sized by it; this one gets
+            # the size it will be shown at now, so that its texts are rendered once.
+            screen.size = manager.size
+            lay_out_now(screen)
         return manager.get_screen(name)
 
     # -- texts and fonts --------------------------------------------------------------------

@@ -13,10 +13,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kiosk.errors import KioskError
-from kiosk.triage import Tier, TriageProtocol, TriageSession
+
+if TYPE_CHECKING:
+    # Imported at the first interview: the kiosk's first frame (the attract screen) needs
+    # no triage engine.
+    from kiosk.triage import Tier, TriageProtocol, TriageSession
 
 Clock = Callable[[], float]
 Phase = Literal["active", "warning", "expired"]
@@ -111,6 +115,8 @@ class KioskSession:
 
     def start_triage(self, protocol: TriageProtocol) -> TriageSession:
         """Begin a new interview, replacing any earlier one of this resident."""
+        from kiosk.triage import TriageSession
+
         self.start()
         self.triage = TriageSession(protocol)
         return self.triage

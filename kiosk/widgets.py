@@ -17,8 +17,6 @@ from kivy.uix.label import Label
 from kivy.uix.togglebutton import ToggleButton
 from kivy.uix.widget import Widget
 
-from kiosk.qr import qr_matrix
-
 
 class KButton(Button):  # type: ignore[misc]  # Kivy has no type hints
     """A touch target at least 64 dp high, text wrapped, in the current font and palette."""
@@ -124,6 +122,9 @@ class QrCode(Widget):  # type: ignore[misc]  # Kivy has no type hints
             self.modules = 0
             self._redraw()
             return
+        # Imported at the first code drawn: qrcode is not needed for the first frame.
+        from kiosk.qr import qr_matrix
+
         matrix = qr_matrix(data).rows
         n = len(matrix)
         # Texture rows run bottom-up; QR rows top-down.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from kivy.uix.label import Label
 from kivy.uix.screenmanager import Screen
-from kivy.uix.scrollview import ScrollView
 from kivy.uix.widget import Widget
 
 
@@ -20,6 +19,10 @@ class KioskScreen(Screen):  # type: ignore[misc]  # Kivy has no type hints
 
     def reset(self) -> None:
         """Forget everything shown to the last resident: contents and scroll position."""
+        # Imported here: the attract screen, the only one built before the first frame, has
+        # no scroll view.
+        from kivy.uix.scrollview import ScrollView
+
         scroll = self.ids.get("scroll")
         if isinstance(scroll, ScrollView):
             scroll.scroll_y = 1
