@@ -315,7 +315,7 @@ def envelope_fast(payload: bytes) -> Envelope | None:
     every reason. Whatever it returns equals what ``Envelope.model_validate_json`` returns.
     """
     try:
-        data = from_json(payload)
+        data = from_json(payload, cache_strings=False)  # see envelope_lean
     except ValueError:
         return None
     head = _head(data, _time)
@@ -404,7 +404,9 @@ def envelope_lean(payload: bytes) -> LeanEnvelope | None:
     Accepts exactly what :func:`envelope_fast` accepts, with the same values.
     """
     try:
-        data = from_json(payload)
+        # No string cache: nearly every string here (times, values) is new, so the cache only
+        # costs (about 1 µs of a 10-reading envelope's 6 µs decode).
+        data = from_json(payload, cache_strings=False)
     except ValueError:
         return None
     head = _head(data, _time_us)

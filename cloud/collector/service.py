@@ -333,11 +333,12 @@ class Collector:
     def _take(self, msg: paho.MQTTMessage, session: int, batch: Batch) -> None:
         received_at = self.clock()
         payload = bytes(msg.payload)
-        outcome = self.intake(msg.topic, payload, received_at)
+        topic = msg.topic  # paho decodes it on every access
+        outcome = self.intake(topic, payload, received_at)
         self.counters.received += 1
         batch.add(
             Message(
-                topic=msg.topic,
+                topic=topic,
                 payload=payload,
                 received_at=received_at,
                 outcome=outcome,
