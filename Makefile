@@ -7,7 +7,8 @@ PY     := $(VENV)/bin/python
 EXTRAS := node,cloud,kiosk,demo,dev
 # Debian packages the tests use for real: the broker and the store of record; Mesa's EGL and
 # GLES for the kiosk rendered offscreen; CJK fonts for Japanese and Chinese screens; espeak-ng
-# for the kiosk's read-aloud button.
+# for the kiosk's read-aloud button; Node.js and npm (when npm is missing) for the Node-RED the
+# collector benchmark compares against, which its test runs at a small size.
 DEBIAN_PACKAGES := mosquitto influxdb libegl1 libgles2 libgl1-mesa-dri fonts-noto-cjk espeak-ng
 
 .PHONY: demo test lint typecheck pytest bench system-deps venv lock clean
@@ -35,6 +36,7 @@ system-deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
