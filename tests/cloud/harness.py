@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud.deadletter import DeadLetter, DeadLetters
+from tests.children import ChildProcess
 from tests.integration.nodes import NodeProcess, wait_for, write_node_config
 from tests.services import InfluxServer, MosquittoServer
 
@@ -146,7 +146,7 @@ def write_collector_config(
 # -- the collector process ----------------------------------------------------------------------
 
 
-class CollectorProcess:
+class CollectorProcess(ChildProcess):
     """``machikado cloud collect --config PATH`` as a child process.
 
     With ``broker`` given, :meth:`start` returns once the broker has logged the collector's
@@ -164,25 +164,21 @@ class CollectorProcess:
         env: Mapping[str, str] | None = None,
         log: Path | None = None,
     ) -> None:
+        super().__init__(
+            log or config.with_suffix(".log"),
+            {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
         self.config = config
         self.broker = broker
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         settings = tomllib.loads(config.read_text(encoding="utf-8"))
         self.client_id: str = settings["mqtt"]["client_id"]
+        self.what = f"collector {self.client_id}"
         self.deadletter_path = Path(settings["deadletter"]["path"])
-        self.log = log or config.with_suffix(".log")
-        self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     def start(self, timeout: float = 30) -> CollectorProcess:
         offset = self._broker_log_size()
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [*cloud_command(), "collect", "--config", str(self.config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
+        self._spawn([*cloud_command(), "collect", "--config", str(self.config)])
         self.starts += 1
         if self.broker is not None:
             wait_for(
@@ -207,48 +203,12 @@ class CollectorProcess:
             f.seek(offset)
             return f"Received SUBSCRIBE from {self.client_id}\n".encode() in f.read()
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def assert_alive(self) -> None:
-        if not self.alive():
-            code = self.proc.returncode if self.proc is not None else None
-            raise AssertionError(
-                f"collector {self.client_id} is not running (exit {code}):\n{self.log_tail()}"
-            )
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash or the OOM killer would: nothing is flushed on the way out."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self, timeout: float = 30) -> int:
-        """SIGTERM; return the exit status (the collector drains and exits 0)."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            raise AssertionError(
-                f"collector {self.client_id} ignored SIGTERM for {timeout} s:\n{self.log_tail()}"
-            ) from None
-
     def dead_letters(self) -> list[DeadLetter]:
         """Every record in the collector's dead-letter store (none when it was never made)."""
         if not self.deadletter_path.exists():
             return []
         with DeadLetters(self.deadletter_path) as store:
             return store.records(limit=1_000_000)
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
 
 
 @contextlib.contextmanager

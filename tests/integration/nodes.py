@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from typing import Any
 from edge.config import load_config
 from edge.errors import OutboxError
 from edge.outbox import Outbox, OutboxStats
+from tests.children import ChildProcess
 
 
 def write_node_config(
@@ -80,14 +80,19 @@ def wait_for(what: str, predicate: Callable[[], bool], timeout: float) -> None:
         pause.wait(0.05)
 
 
-class NodeProcess:
+class NodeProcess(ChildProcess):
     """``python -m protocol.cli edge run --config PATH`` as a child process."""
+
+    what = "node"
 
     def __init__(
         self, config: Path, *, env: dict[str, str] | None = None, log: Path | None = None
     ) -> None:
+        super().__init__(
+            log or config.with_suffix(".log"),
+            {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
         self.config = config
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         saved = os.environ.copy()
         os.environ.update(env or {})
         try:  # the node applies the same MACHIKADO_* overrides
@@ -95,17 +100,11 @@ class NodeProcess:
         finally:
             os.environ.clear()
             os.environ.update(saved)
-        self.log = log or config.with_suffix(".log")
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> NodeProcess:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "protocol.cli", "edge", "run", "--config", str(self.config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
+        self._spawn(
+            [sys.executable, "-m", "protocol.cli", "edge", "run", "--config", str(self.config)]
+        )
         wait_for("the node's outbox", self._outbox_ready, 20)
         return self
 
@@ -117,13 +116,6 @@ class NodeProcess:
             return False
         return True
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def assert_alive(self) -> None:
-        if not self.alive():
-            raise AssertionError(f"node exited early:\n{self.log_tail()}")
-
     def stats(self) -> OutboxStats:
         return Outbox.read_stats(self.cfg.outbox_path)
 
@@ -134,22 +126,6 @@ class NodeProcess:
         except (OSError, ValueError, KeyError):
             return {}
 
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self, timeout: float = 20) -> int:
-        """SIGTERM; return the exit status (the node flushes and exits cleanly)."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise AssertionError(f"node ignored SIGTERM:\n{self.log_tail()}") from None
-
     def status_json(self) -> dict[str, Any]:
         out = subprocess.run(
             [sys.executable, "-m", "protocol.cli", "edge", "status", "--config", str(self.config)],
@@ -159,9 +135,3 @@ class NodeProcess:
             env=self.env,
         )
         return dict(json.loads(out.stdout))
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
