@@ -368,11 +368,18 @@ class Consumer:
         )
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used so far."""
+        """User + system CPU time the process and its children (our checking process) have
+        used so far."""
         self.check()
         assert self.proc is not None
-        times = psutil.Process(self.proc.pid).cpu_times()
-        return float(times.user + times.system)
+        proc = psutil.Process(self.proc.pid)
+        times = proc.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in proc.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+        return float(total)
 
     def check(self) -> None:
         """Raise :class:`BenchError` with the log tail when the process has exited."""

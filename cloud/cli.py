@@ -7,6 +7,7 @@ machines (dead letters, completeness) is JSON on stdout; logs go to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import signal
@@ -24,6 +25,7 @@ from protocol.errors import MachikadoError
 from protocol.logs import configure
 
 if TYPE_CHECKING:
+    from cloud.collector.checking import Checker
     from cloud.collector.status import StatusWriter
     from cloud.config import CollectorConfig
     from cloud.store import ReadableStore
@@ -77,32 +79,44 @@ def _open(cfg: CollectorConfig) -> ReadableStore:
 @_one_line_errors
 def collect(config: Path = ConfigOption) -> None:
     """Collect until SIGTERM or Ctrl-C; then stop taking messages, write and ack what is held."""
-    from cloud.collector import Collector, Intake
+    from cloud.collector import Collector
     from cloud.config import load_config
-    from cloud.deadletter import DeadLetters
-    from cloud.fleet import load_fleet
 
     cfg = load_config(config)
-    fleet = load_fleet(cfg.fleet.manifest)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_a: stop.set())
+    with contextlib.ExitStack() as held:
+        checker = _checker(cfg, held)
+        Collector(
+            status=_status_writer(cfg),
+            mqtt=cfg.mqtt,
+            batch=cfg.batch,
+            checker=checker,
+        ).run(stop)
+
+
+def _checker(cfg: CollectorConfig, held: contextlib.ExitStack) -> Checker:
+    """Where batches are checked and written: a second process, or this one (closed by ``held``)."""
+    from cloud.collector import Intake
+    from cloud.collector.batch import BatchWriter
+    from cloud.collector.checking import LocalChecker, ProcessChecker
+    from cloud.deadletter import DeadLetters
+    from cloud.fleet import load_fleet
+
+    if cfg.batch.check_process:
+        process = ProcessChecker(cfg)
+        held.callback(process.close)
+        return process
+    fleet = load_fleet(cfg.fleet.manifest)
     store = _open(cfg)
-    try:
-        with DeadLetters(
-            cfg.deadletter.path, max_payload_bytes=cfg.deadletter.max_payload_bytes
-        ) as dead_letters:
-            Collector(
-                status=_status_writer(cfg),
-                mqtt=cfg.mqtt,
-                batch=cfg.batch,
-                retry=cfg.retry,
-                store=store,
-                dead_letters=dead_letters,
-                intake=Intake(cfg.mqtt.topics, fleet, unknown_nodes=cfg.fleet.unknown_nodes),
-            ).run(stop)
-    finally:
-        store.close()
+    held.callback(store.close)
+    dead_letters = held.enter_context(
+        DeadLetters(cfg.deadletter.path, max_payload_bytes=cfg.deadletter.max_payload_bytes)
+    )
+    writer = BatchWriter(store, dead_letters, initial_s=cfg.retry.initial_s, max_s=cfg.retry.max_s)
+    intake = Intake(cfg.mqtt.topics, fleet, unknown_nodes=cfg.fleet.unknown_nodes)
+    return LocalChecker(intake, writer)
 
 
 def _status_writer(cfg: CollectorConfig) -> StatusWriter | None:

@@ -8,7 +8,7 @@ be overridden by an environment variable ``MACHIKADO_<SECTION>__<KEY>``, e.g.
 
 >>> cfg = CollectorConfig.model_validate({"mqtt": {"shared_group": "g1"}})
 >>> cfg.store.kind, cfg.batch.max_points, cfg.fleet.unknown_nodes
-('sqlite', 5000, 'reject')
+('sqlite', 10000, 'reject')
 """
 
 from __future__ import annotations

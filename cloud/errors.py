@@ -32,3 +32,7 @@ class PointsRejected(StoreError):
     def __init__(self, reasons: Sequence[str]) -> None:
         self.reasons: tuple[str, ...] = tuple(reasons) or ("points rejected",)
         super().__init__("; ".join(self.reasons))
+
+
+class CheckerFailed(CloudError):
+    """The collector's checking process failed or died: the batch it held is not acked."""

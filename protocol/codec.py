@@ -446,6 +446,24 @@ def parse_envelope_lean(
     return lean_of(parse_envelope(payload, topic_node=topic_node, now=now, limits=limits))
 
 
+# -- checking in the pass that writes ----------------------------------------------------------
+#
+# The collector writes the line protocol of a data envelope straight from its JSON, checking
+# each reading in the same pass (cloud.collector.lines). It runs these very checks, by these
+# names, and leaves every message they do not plainly pass to parse_envelope_lean.
+
+#: The keys a reading may have.
+READING_KEYS = _READING_KEYS
+#: v, node, stream, seq, sent_at (µs) and the raw readings of a plainly valid envelope, or None.
+envelope_head = _head
+#: m, at, sensor, tags, fields of a plainly valid reading, or None.
+reading_parts = _reading_parts
+#: Whether a reading's fields are plainly valid (names, count, each value).
+fields_ok = _fields_ok
+#: Microseconds since the epoch of a time in the contract's own format, or None.
+time_us_of = _time_us
+
+
 def parse_message(model: type[M], payload: bytes) -> M:
     """Validate a birth, receipt or other JSON message; every reason in the error."""
     try:

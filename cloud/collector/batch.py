@@ -35,12 +35,24 @@ _W = TypeVar("_W")
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
-    """One received message: what the broker must be acked for it, and what it means.
+class Received:
+    """One message as it came from the broker: what it says, and what acks it.
 
     ``session`` counts the collector's connections: a message from an earlier connection is
     not acked on a later one (the broker redelivers it there, and it is written again).
     """
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    mid: int = 0
+    qos: int = 0
+    session: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A received message and what the checks made of it (:class:`~cloud.collector.Intake`)."""
 
     topic: str
     payload: bytes
@@ -51,20 +63,28 @@ class Message:
     session: int = 0
 
 
+#: Every reading of a data envelope has one ``"m":`` key: the points a message will make (its
+#: readings and its link point) are counted without parsing it. A text field's ``"m":`` only
+#: makes a batch close early.
+_READING_MARK = b'"m":'
+
+
 @dataclass
 class Batch:
-    """Messages waiting to be written together, in the order they came."""
+    """Received messages waiting to be checked and written together, in the order they came.
 
-    messages: list[Message] = field(default_factory=list)
+    ``points`` counts the points they will make, to bound a write.
+    """
+
+    messages: list[Received] = field(default_factory=list)
     points: int = 0
     opened_at: float = 0.0
 
-    def add(self, message: Message, now: float) -> None:
+    def add(self, message: Received, now: float) -> None:
         if not self.messages:
             self.opened_at = now
         self.messages.append(message)
-        if isinstance(message.outcome, Accepted):
-            self.points += len(message.outcome.points)
+        self.points += message.payload.count(_READING_MARK) + 1
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -116,16 +136,17 @@ class BatchWriter:
         self.initial_s, self.max_s = initial_s, max_s
         #: Set when waiting for the store must end (a drain that timed out).
         self.give_up = give_up or threading.Event()
-        self._on_retry = on_retry
+        #: Called once per retry while the store is unavailable.
+        self.on_retry = on_retry
         #: Set when the store takes line protocol: messages that carry their lines skip points.
         self._line_store = store if isinstance(store, LineStore) else None
 
-    def write(self, batch: Batch) -> Written:
-        """Make every message of ``batch`` durable; raise :class:`Abandoned` if told to give up."""
+    def write(self, messages: Sequence[Message]) -> Written:
+        """Make every one of ``messages`` durable; raise :class:`Abandoned` if told to give up."""
         done = Written()
         accepted: list[Message] = []
         seen: dict[str, Point] = {}
-        for msg in batch.messages:
+        for msg in messages:
             out = msg.outcome
             if isinstance(out, Accepted):
                 accepted.append(msg)
@@ -231,8 +252,8 @@ class BatchWriter:
         self.give_up.wait(seconds)
 
     def _before_sleep(self, state: RetryCallState) -> None:
-        if self._on_retry is not None:
-            self._on_retry()
+        if self.on_retry is not None:
+            self.on_retry()
         exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
         log.warning(
@@ -280,4 +301,4 @@ def _accepted(msg: Message) -> Accepted:
     return out
 
 
-__all__ = ["Abandoned", "Batch", "BatchWriter", "Ignored", "Message", "Written"]
+__all__ = ["Abandoned", "Batch", "BatchWriter", "Ignored", "Message", "Received", "Written"]

@@ -12,9 +12,17 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Literal
 
-from cloud.collector.points import EnvelopePoints, birth_fields, envelope_lines, fleet_point
+from cloud.collector.lines import LineWriter
+from cloud.collector.points import (
+    EnvelopePoints,
+    PointsLater,
+    birth_fields,
+    envelope_lines,
+    fleet_point,
+)
 from cloud.fleet import UNASSIGNED_NODE, Assignment, Fleet
 from cloud.store.base import Point
 from protocol import (
@@ -86,6 +94,8 @@ class Intake:
     _where_cache: dict[str, Assignment | None] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    #: Data envelopes' line protocol in one pass, for the plainly valid ones.
+    _line_writer: LineWriter = field(init=False, repr=False, compare=False)
 
     def __call__(self, topic: str, payload: bytes, received_at: datetime) -> Outcome:
         try:
@@ -112,13 +122,30 @@ class Intake:
             cache[node] = where
         return where
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_line_writer", LineWriter(self.limits))
+
     def _data(self, node: str, payload: bytes, received_at: datetime) -> Outcome:
+        where = self._where(node)
+        if where is not None:
+            received_us = time_us(received_at)
+            fast = self._line_writer.lines(payload, node, where, received_us, received_us)
+            if fast is not None:
+                return Accepted(
+                    PointsLater(
+                        fast.points, partial(self._points, payload, node, where, received_at)
+                    ),
+                    node,
+                    fast.stream,
+                    fast.seq,
+                    seen=fleet_point(node, where, {"stream": fast.stream}, received_at),
+                    lines=fast.lines,
+                )
         try:
             env = parse_envelope_lean(payload, topic_node=node, now=received_at, limits=self.limits)
         except InvalidMessage as exc:
             stream, seq = _stream_and_seq(payload, self.limits)
             return Rejected(exc.reasons, node, stream, seq)
-        where = self._where(node)
         if where is None:
             return Rejected((UNKNOWN_NODE,), node, env.stream, env.seq)
         return Accepted(
@@ -129,6 +156,13 @@ class Intake:
             seen=fleet_point(node, where, {"stream": env.stream}, received_at),
             lines=envelope_lines(env, where, time_us(received_at)),
         )
+
+    def _points(
+        self, payload: bytes, node: str, where: Assignment, received_at: datetime
+    ) -> list[Point]:
+        # Only for a message the line path took, which the full parse takes too.
+        env = parse_envelope_lean(payload, topic_node=node, now=received_at, limits=self.limits)
+        return list(EnvelopePoints(env, where, received_at))
 
     def _birth(self, node: str, payload: bytes, received_at: datetime) -> Outcome:
         if not payload:

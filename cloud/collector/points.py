@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import overload
@@ -135,6 +135,40 @@ class EnvelopePoints(Sequence[Point]):
         return iter(self._points())
 
 
+class PointsLater(Sequence[Point]):
+    """``count`` points, made by ``make`` on first use (a message written as line protocol
+    needs its points only if the store refuses the lines, or for a store without them).
+
+    >>> pts = PointsLater(1, lambda: [Point("visit", {}, {"n": 1}, 0)])
+    >>> len(pts), pts[0].fields
+    (1, {'n': 1})
+    """
+
+    __slots__ = ("_count", "_made", "_make")
+
+    def __init__(self, count: int, make: Callable[[], list[Point]]) -> None:
+        self._count, self._make = count, make
+        self._made: list[Point] | None = None
+
+    def _points(self) -> list[Point]:
+        if self._made is None:
+            self._made = self._make()
+        return self._made
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> Point: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Point]: ...
+    def __getitem__(self, index: int | slice) -> Point | list[Point]:
+        return self._points()[index]
+
+    def __iter__(self) -> Iterator[Point]:
+        return iter(self._points())
+
+
 def lean_points(env: LeanEnvelope, where: Assignment, received_us: int) -> list[Point]:
     """The points of a lean envelope (``received_us``: receive time, µs since the epoch)."""
     base = _base_tags(env.node, where)
@@ -151,18 +185,33 @@ def lean_points(env: LeanEnvelope, where: Assignment, received_us: int) -> list[
 
 
 def _lean_link(env: LeanEnvelope, received_us: int) -> Point:
+    return link_point(env.node, env.stream, env.seq, env.sent_at_us, len(env.readings), received_us)
+
+
+def link_point(
+    node: str, stream: str, seq: int, sent_at_us: int, readings: int, received_us: int
+) -> Point:
+    """The ``link`` point of a data message (times in µs since the epoch)."""
     # int / int is exactly timedelta.total_seconds() (microseconds over 10**6, rounded once).
-    latency = (received_us - env.sent_at_us) / 1_000_000
+    latency = (received_us - sent_at_us) / 1_000_000
     return Point(
         LINK,
-        {"node": env.node, "stream": env.stream},
-        {"seq": env.seq, "readings": len(env.readings), "latency_s": latency},
-        env.sent_at_us * 1000 + env.seq % 1000,
+        {"node": node, "stream": stream},
+        {"seq": seq, "readings": readings, "latency_s": latency},
+        sent_at_us * 1000 + seq % 1000,
     )
 
 
+def link_line(link: Point) -> str | None:
+    """The line of a ``link`` point, when plainly writable."""
+    series = lineprotocol.series_key(
+        LINK, (("node", link.tags["node"]), ("stream", link.tags["stream"]))
+    )
+    return None if series is None else lineprotocol.fast_line(series, link.fields, link.time_ns)
+
+
 @lru_cache(maxsize=16_384)
-def _reading_series(
+def reading_series(
     m: str,
     node: str,
     trial: str,
@@ -170,7 +219,8 @@ def _reading_series(
     sensor: str | None,
     tags: tuple[tuple[str, str], ...],
 ) -> tuple[str, int] | None:
-    # The tag set exactly as lean_points builds it, so both name the same series.
+    """The series key (text, UTF-8 length) of a reading's point, or None if not plainly
+    writable; the tag set exactly as lean_points builds it, so both name the same series."""
     point_tags = {"node": node, "trial": trial, "site": site}
     if sensor is not None:
         point_tags["sensor"] = sensor
@@ -185,16 +235,14 @@ def envelope_lines(env: LeanEnvelope, where: Assignment, received_us: int) -> by
     fast_line = lineprotocol.fast_line
     lines = []
     for m, at_us, sensor, tags, fields in env.readings:
-        series = _reading_series(m, node, trial, site, sensor, tuple(tags.items()))
+        series = reading_series(m, node, trial, site, sensor, tuple(tags.items()))
         if series is None:
             return None
         line = fast_line(series, fields, at_us * 1000)
         if line is None:
             return None
         lines.append(line)
-    link = _lean_link(env, received_us)
-    series = lineprotocol.series_key(LINK, (("node", node), ("stream", env.stream)))
-    line = None if series is None else fast_line(series, link.fields, link.time_ns)
+    line = link_line(_lean_link(env, received_us))
     if line is None:
         return None
     lines.append(line)

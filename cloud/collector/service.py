@@ -1,18 +1,20 @@
 """The collector: MQTT in, batched durable writes out, ack and receipt only after the write.
 
 Three threads. paho's network thread receives (``loop_start``) and only queues each message; the
-collector's own thread (the caller of :meth:`Collector.run`) checks messages and batches them;
-the writer thread writes one batch at a time, then acks every message of it to the broker in the
-order they came and sends each node a receipt per stream. Nothing is acked that is not in the
+collector's own thread (the caller of :meth:`Collector.run`) batches them; the writer thread
+hands one batch at a time to the checker (:mod:`cloud.collector.checking`: by default a second
+process, which checks every message against the contract and writes it to the store or the
+dead-letter store), then acks every message of it to the broker in the order they came and sends
+each node a receipt per stream. Nothing is acked that is not in the
 store or the dead-letter store, so a crash at any point loses nothing: the broker keeps the
 unacked messages in the persistent session and delivers them again, and the store writes them
 idempotently.
 
-Batches are a group commit: the moment the writer is free it takes everything checked so far
+Batches are a group commit: the moment the writer is free it takes everything received so far
 (what is already queued is taken first, for at most ``max_delay_ms``), and while it writes, the
 next batch fills up, up to ``max_points``. A lone message is written at once; under load,
-batches grow by themselves to what the store absorbs per write, and checking the next batch
-overlaps the store's work on this one.
+batches grow by themselves to what the store absorbs per write, and receiving the next batch
+overlaps checking and storing this one.
 
 The broker never has more than ``max_inflight`` unacked messages out to us (MQTT 5 Receive
 Maximum, sent in CONNECT), which bounds what the collector holds: backpressure, not memory.
@@ -40,12 +42,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud.collector import lean_properties
-from cloud.collector.batch import Abandoned, Batch, BatchWriter, Message, Written
-from cloud.collector.intake import Intake
-from cloud.collector.settings import BatchSection, MqttSection, RetrySection
+from cloud.collector.batch import Abandoned, Batch, Received, Written
+from cloud.collector.checking import Checker, Pending
+from cloud.collector.settings import BatchSection, MqttSection
 from cloud.collector.status import StatusWriter
-from cloud.deadletter import DeadLetters
-from cloud.store.base import Store
 from protocol import Receipt
 
 log = structlog.get_logger(__name__)
@@ -75,10 +75,9 @@ class Counters:
 
 
 class Collector:
-    """One collector process's work: subscribe, check, batch, write, ack, receipt.
+    """One collector's work: subscribe, batch, check and write, ack, receipt.
 
-    >>> # collector = Collector(mqtt=cfg.mqtt, batch=cfg.batch, retry=cfg.retry, store=store,
-    >>> #                       dead_letters=dl, intake=Intake(cfg.mqtt.topics, fleet))
+    >>> # collector = Collector(mqtt=cfg.mqtt, batch=cfg.batch, checker=ProcessChecker(cfg))
     >>> # stop = threading.Event(); collector.run(stop)   # returns after stop is set, drained
     """
 
@@ -87,33 +86,25 @@ class Collector:
         *,
         mqtt: MqttSection,
         batch: BatchSection,
-        retry: RetrySection,
-        store: Store,
-        dead_letters: DeadLetters,
-        intake: Intake,
+        checker: Checker,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         status: StatusWriter | None = None,
     ) -> None:
         self.mqtt_cfg = mqtt
         self.batch_cfg = batch
-        self.intake = intake
+        self.checker = checker
+        checker.on_retry = self._count_retry
         self.clock = clock
         self.counters = Counters()
         self.give_up = threading.Event()
-        self.writer = BatchWriter(
-            store,
-            dead_letters,
-            initial_s=retry.initial_s,
-            max_s=retry.max_s,
-            give_up=self.give_up,
-            on_retry=self._count_retry,
-        )
         # (message, number of the connection it came on); None wakes the collector's thread
         # when the writer is free again.
         # SimpleQueue: paho's thread puts every message here, and it costs a fraction of Queue.
         self._inbox: queue.SimpleQueue[tuple[paho.MQTTMessage, int] | None] = queue.SimpleQueue()
-        # The writer's one slot: a batch to write, or None to end.
+        # The writer's one slot: a batch to hand to the checker, or None to end.
         self._handoff: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        # Batches the checker has taken, in order: the settler acks each once it is written.
+        self._settling: queue.Queue[tuple[Batch, Pending] | None] = queue.Queue()
         self._writer_free = threading.Event()
         self._writer_free.set()
         self._writer_error: BaseException | None = None
@@ -148,6 +139,8 @@ class Collector:
         watcher.start()
         writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
         writer.start()
+        settler = threading.Thread(target=self._settle_loop, name="collector-acks", daemon=True)
+        settler.start()
         batch = Batch()
         last_summary = time.monotonic()
         try:
@@ -169,9 +162,11 @@ class Collector:
         finally:
             finished.set()
             # On the way out through an error the writer may still be retrying: end that too.
-            self.give_up.set()
+            self._give_up()
             self._handoff.put(None)
             writer.join()
+            self._settling.put(None)
+            settler.join()
             if self.status is not None:
                 self.status.stop()  # the last file shows what the drain wrote
             self._client.disconnect()
@@ -183,7 +178,11 @@ class Collector:
             if finished.is_set():
                 return
         if not finished.wait(self.batch_cfg.drain_timeout_s):
-            self.give_up.set()
+            self._give_up()
+
+    def _give_up(self) -> None:
+        self.give_up.set()
+        self.checker.give_up()
 
     # -- paho (network thread) ----------------------------------------------------------------
 
@@ -331,21 +330,9 @@ class Collector:
                 quiet_since = time.monotonic()
 
     def _take(self, msg: paho.MQTTMessage, session: int, batch: Batch) -> None:
-        received_at = self.clock()
-        payload = bytes(msg.payload)
-        topic = msg.topic  # paho decodes it on every access
-        outcome = self.intake(topic, payload, received_at)
         self.counters.received += 1
         batch.add(
-            Message(
-                topic=topic,
-                payload=payload,
-                received_at=received_at,
-                outcome=outcome,
-                mid=msg.mid,
-                qos=msg.qos,
-                session=session,
-            ),
+            Received(msg.topic, bytes(msg.payload), self.clock(), msg.mid, msg.qos, session),
             time.monotonic(),
         )
 
@@ -354,24 +341,38 @@ class Collector:
         return batch.points >= self.batch_cfg.max_points or len(batch) >= self.mqtt_cfg.max_inflight
 
     def _flush(self, batch: Batch) -> None:
-        written = self.writer.write(batch)
-        self._settle(batch, written)
+        self._settle(batch, self.checker.submit(batch.messages).result())
 
-    # -- the writer's thread ------------------------------------------------------------------
+    # -- the writer's and the settler's threads -----------------------------------------------
 
     def _write_loop(self) -> None:
         while (batch := self._handoff.get()) is not None:
             try:
-                self._flush(batch)
+                pending = self.checker.submit(batch.messages)
             except BaseException as exc:  # run() raises it in the collector's thread
                 self._writer_error = exc
+            else:
+                self._settling.put((batch, pending))
             finally:
                 self._writer_free.set()
                 self._inbox.put(None)
 
+    def _settle_loop(self) -> None:
+        while (item := self._settling.get()) is not None:
+            batch, pending = item
+            try:
+                self._settle(batch, pending.result())
+            except BaseException as exc:  # run() raises it in the collector's thread
+                self._writer_error = exc
+                self._inbox.put(None)
+            finally:
+                self._settling.task_done()
+
     def _wait_for_writer(self) -> None:
-        """Wait until the batch being written is written (or given up), then raise its error."""
+        """Wait until every batch handed over is written and acked (or given up), then raise
+        the first error."""
         self._writer_free.wait()
+        self._settling.join()
         self._raise_writer_error()
 
     def _raise_writer_error(self) -> None:

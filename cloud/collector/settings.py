@@ -45,7 +45,9 @@ class MqttSection(_Section):
     session_expiry_s: int = Field(default=86400, ge=1, le=0xFFFFFFFF)
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     #: Received but unacked messages at most: MQTT 5 Receive Maximum, so the broker holds back.
-    max_inflight: int = Field(default=1000, ge=1, le=65535)
+    #: Room for about two full batches beside the one being written, so receiving never waits
+    #: for a write; what the collector holds is at most this many payloads.
+    max_inflight: int = Field(default=2000, ge=1, le=65535)
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
 
@@ -102,8 +104,13 @@ class BatchSection(_Section):
     lone message is written at once and batches grow with the load by themselves.
     """
 
-    #: A batch is handed to the writer when it holds this many points, even if more are queued.
-    max_points: int = Field(default=5000, ge=1, le=1_000_000)
+    #: A batch is handed to the writer when it holds this many points (counted from the
+    #: readings in its messages), even if more are queued. InfluxDB's guidance is 5,000 to
+    #: 10,000 points per write.
+    max_points: int = Field(default=10_000, ge=1, le=1_000_000)
+    #: Check and write batches in a second process, so that receiving and storing use two
+    #: cores (see :mod:`cloud.collector.checking`); false: all in one process.
+    check_process: bool = True
     #: Upper bound on how long a batch stays open once the writer is free for it.
     max_delay_ms: int = Field(default=200, ge=0, le=60_000)
     #: How long a free writer waits for one more message before it writes what it has; 0

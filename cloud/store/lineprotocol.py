@@ -293,6 +293,19 @@ def _fast_line(point: Point) -> str | None:
     return fast_line(series, point.fields, point.time_ns)
 
 
+def field_order(keys: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], int] | None:
+    """(original, escaped) field keys in the order a line holds them, and the longest escaped
+    key's UTF-8 length; None when a key is not plainly writable. Cached."""
+    try:
+        return _field_keys(keys)
+    except TypeError:
+        return None
+
+
+#: A string field's value inside its quotes: ``value.translate(STRING_ESCAPES)``.
+STRING_ESCAPES = _STRING_ESCAPES
+
+
 def series_key(measurement: str, tags: tuple[tuple[str, str], ...]) -> tuple[str, int] | None:
     """The escaped series key of a measurement and tag set and its UTF-8 length, when plainly
     writable (else None: the full checks decide). Cached; the tags in any order."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.collector.batch import Abandoned, Batch, BatchWriter, Message
+from cloud.collector.batch import Abandoned, BatchWriter, Message
 from cloud.collector.intake import Intake
 from cloud.deadletter import DeadLetters
 from cloud.fleet import Fleet
@@ -36,11 +36,8 @@ def message(seq: int, value: float = 1.0, node: str = "rr-01") -> Message:
     return Message(topic, payload, NOW, TAKE(topic, payload, NOW), mid=seq, qos=1)
 
 
-def batch_of(*messages: Message) -> Batch:
-    batch = Batch()
-    for m in messages:
-        batch.add(m, 0.0)
-    return batch
+def batch_of(*messages: Message) -> list[Message]:
+    return list(messages)
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from cloud.collector import Collector, Intake
-from cloud.collector.settings import BatchSection, MqttSection, RetrySection
+from cloud.collector.batch import BatchWriter
+from cloud.collector.checking import LocalChecker
+from cloud.collector.settings import BatchSection, MqttSection
 from cloud.deadletter import DeadLetters
 from cloud.fleet import Fleet
 from protocol import Birth, Reading, Receipt, Topics, encode_envelope, encode_readings
@@ -78,13 +80,10 @@ class Rig:
 
     @contextmanager
     def running(self) -> Iterator[Collector]:
+        writer = BatchWriter(self.store, self.dead_letters, initial_s=0.02, max_s=0.1)
+        intake = Intake(Topics("machikado"), FLEET, unknown_nodes=self.unknown)  # type: ignore[arg-type]
         collector = Collector(
-            mqtt=self.mqtt,
-            batch=self.batch,
-            retry=RetrySection(initial_s=0.02, max_s=0.1),
-            store=self.store,
-            dead_letters=self.dead_letters,
-            intake=Intake(Topics("machikado"), FLEET, unknown_nodes=self.unknown),  # type: ignore[arg-type]
+            mqtt=self.mqtt, batch=self.batch, checker=LocalChecker(intake, writer)
         )
         stop = threading.Event()
         thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cloud.collector.batch import Batch, BatchWriter, LineStore, Message
+from cloud.collector.batch import BatchWriter, LineStore, Message
 from cloud.collector.intake import Accepted, Intake
 from cloud.collector.points import EnvelopePoints, envelope_lines, envelope_points
 from cloud.deadletter import DeadLetters
@@ -163,10 +163,7 @@ def test_a_batch_goes_to_a_line_store_as_one_write_of_the_same_line_protocol(
     assert isinstance(store, LineStore)
     msgs = [_message(_payload(10, seq=s), s) for s in (1, 2)]
     msgs.append(_message(_payload(2, seq=1, node="rr-02"), 3, node="rr-02"))
-    batch = Batch()
-    for m in msgs:
-        batch.add(m, 0.0)
-    written = BatchWriter(store, dead_letters, initial_s=0.01, max_s=0.05).write(batch)
+    written = BatchWriter(store, dead_letters, initial_s=0.01, max_s=0.05).write(msgs)
     assert written.seqs == {("rr-01", STREAM): {1, 2}, ("rr-02", STREAM): {1}}
     assert written.points == 11 + 11 + 3
     [bodies] = store.line_writes
@@ -183,10 +180,7 @@ def test_lines_refused_by_the_store_are_isolated_message_by_message(
     store.refuse_lines = True
     store.refuse = lambda p: "no 13" if p.fields.get("s") == "thirteen" else None
     good, bad = _message(_payload(2, seq=1), 1), _message(_payload(2, seq=2, s="thirteen"), 2)
-    batch = Batch()
-    for m in (good, bad):
-        batch.add(m, 0.0)
-    written = BatchWriter(store, dead_letters, initial_s=0.01, max_s=0.05).write(batch)
+    written = BatchWriter(store, dead_letters, initial_s=0.01, max_s=0.05).write([good, bad])
     assert written.stored == 1
     assert written.dead_lettered == 1
     assert [p.fields["n"] for p in store.of("visit")] == [0, 1]
