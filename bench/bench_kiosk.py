@@ -3,12 +3,14 @@
 Each run is a fresh Python process rendering offscreen (SDL's ``offscreen`` driver, Mesa EGL),
 timed from just before it is spawned until it reports its first frame on stdout; at that
 moment the process is paused on a read of stdin and psutil takes its RSS. The kiosk is started
-the real way, through ``machikado kiosk --config`` (``kiosk.cli.app``), with its node runtime
-(outbox, MQTT link to a broker that is not there) and the shipped protocol, content and
-translations; the reference is a Kivy app showing one Label. Runs alternate between the two so
-both see the same machine load; the figures are medians. The file cache is warm after the first
-run (dropping it would disturb everything else on the machine), so "cold" means a new process.
-Run alone with ``python -m bench.bench_kiosk``.
+the real way: the ``machikado`` console script's root command (``protocol.cli.main``, which
+reads the root options and loads the kiosk part from its entry point) with the command line
+``machikado kiosk --config PATH``, then the kiosk's node runtime (outbox, MQTT link to a
+broker that is not there) and the shipped protocol, content and translations; the reference is
+a Kivy app showing one Label. Runs alternate between the two so both see the same machine
+load; the figures are medians. The file cache is warm after the first run (dropping it would
+disturb everything else on the machine), so "cold" means a new process. Run alone with
+``python -m bench.bench_kiosk``.
 
 Targets (issue 4): at most 1.5x the bare app's start time, at most 80 MB more RSS.
 """
@@ -64,14 +66,14 @@ def _report_first_frame() -> None:
 
 
 def child_kiosk(config: str) -> None:
-    """The real kiosk command, with the first-frame report scheduled for its first tick."""
+    """``machikado kiosk --config``, with the first-frame report scheduled for its first tick."""
     from kivy.clock import Clock
 
     Clock.schedule_once(lambda _dt: _report_first_frame(), 0)
-    from kiosk.cli import app
+    from protocol.cli import main
 
-    sys.argv = ["machikado-kiosk", "--config", config]
-    app()
+    sys.argv = ["machikado", "kiosk", "--config", config]
+    main()
 
 
 def child_bare() -> None:

@@ -22,6 +22,8 @@ import typer
 
 from kiosk.errors import KioskError
 from kiosk.lazylog import LazyLogger
+from protocol.cliparams import PlainCommand, PlainGroup
+from protocol.logs import finish_configure
 
 if TYPE_CHECKING:
     from edge.config import KioskSection, NodeConfig
@@ -32,6 +34,8 @@ log = LazyLogger(__name__)
 app = typer.Typer(
     help="The resident kiosk (Kivy): consultation and information on a touch screen.",
     invoke_without_command=True,
+    # Its options read without pydantic: the window opens sooner (see protocol.cliparams).
+    cls=PlainGroup,
 )
 
 #: (file name suffix, large text, high contrast) of each snapshot variant.
@@ -138,6 +142,7 @@ def run(cfg: NodeConfig) -> None:
     """The kiosk app with its node runtime, until the window closes."""
     from kiosk.app import KioskApp, configure_window
 
+    finish_configure()
     configure_window(cfg.kiosk)
     KioskApp(cfg.kiosk, node=_node(cfg)).run()
 
@@ -151,6 +156,7 @@ def run_deferred(path: Path, early: WindowLike, *, error_hold_s: float = 15.0) -
     from kiosk.app import KioskApp, configure_window
 
     def setup() -> tuple[KioskSection, ConsultNode | None]:
+        finish_configure()  # structlog, now that the window is up (protocol.logs)
         cfg = load_kiosk_config(path)
         return cfg.kiosk, _node(cfg)
 
@@ -169,7 +175,7 @@ def _node(cfg: NodeConfig) -> ConsultNode:
     return KioskNode(cfg, dispatch=lambda fn: Clock.schedule_once(lambda _dt: fn()))
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def snapshot(out: Path = OutOption, config: Path | None = ConfigOption) -> None:
     """Render every screen in every language, plus large-text and high-contrast variants.
 

@@ -1,4 +1,4 @@
-"""YAML for the kiosk's data files (translations, triage protocol, content packs): safe loading,
+"""YAML for the kiosk's data files (triage protocol, content packs): safe loading,
 through libyaml when PyYAML was built with it, which parses several times faster at start."""
 
 from __future__ import annotations

@@ -2,18 +2,24 @@
 
 Parts register a typer app under the entry-point group ``machikado.commands`` (see
 pyproject.toml). Loading is lazy so that ``machikado hw decode`` on a cloud host never imports
-gpiozero, and a node never imports the web stack. This module imports nothing of ours.
+gpiozero, and a node never imports the web stack. This module imports no part.
+
+The root options set up logging: at once, or for the kiosk (:data:`LOGGING_LATER`) the
+standard library's at once and structlog's once its window is up (:mod:`protocol.logs`).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from importlib.metadata import entry_points
 
 import typer
 
+from protocol import cliparams
+from protocol.cliparams import PlainGroup
 from protocol.errors import MachikadoError
-from protocol.logs import configure
+from protocol.logs import configure, configure_later
 
 GROUP = "machikado.commands"
 
@@ -22,15 +28,35 @@ app = typer.Typer(
     help="machikado: resident kiosks, facility sensors and the cloud that collects them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Root options read without pydantic, as the parts' own are (see protocol.cliparams).
+    cls=PlainGroup,
 )
+
+
+#: Parts that finish setting up structlog themselves once started (see
+#: :func:`protocol.logs.configure_later`): the kiosk, whose window comes up before structlog
+#: and rich are imported.
+LOGGING_LATER = frozenset({"kiosk"})
 
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
     log_json: bool = typer.Option(False, help="Write logs as JSON lines."),
 ) -> None:
-    configure(level=log_level, json=log_json)
+    if not isinstance(logging.getLevelName(log_level.upper()), int):
+        raise typer.BadParameter(
+            f"unknown log level {log_level!r}: debug, info, warning or error",
+            param_hint="--log-level",
+        )
+    if ctx.invoked_subcommand in LOGGING_LATER:
+        configure_later(level=log_level, json=log_json)
+    else:
+        configure(level=log_level, json=log_json)
+    if cliparams.UNUSABLE is not None:
+        # Through the standard library: it must not load structlog for a part that waits.
+        logging.getLogger(__name__).debug("cli_plain_options_off reason=%s", cliparams.UNUSABLE)
 
 
 def _register(argv: list[str]) -> None:

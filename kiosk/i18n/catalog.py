@@ -1,37 +1,35 @@
-"""The kiosk's UI translations: one YAML file per language, checked complete when loaded.
+"""The kiosk's UI translations: one JSON file per language, checked complete when loaded.
 
-Layout of a catalog directory::
+Layout of a catalog directory (the shipped one, with notes for translators, is
+``kiosk/data/i18n``)::
 
-    languages.yaml     # the languages in display order: code, native name, font, voice
-    ja.yaml            # texts of one language, nested mappings flattened to dotted keys
-    en.yaml ...
+    languages.json     # the languages in display order: code, native name, font, voice
+    ja.json            # texts of one language, nested mappings flattened to dotted keys
+    en.json ...
 
-``languages.yaml``::
+``languages.json``::
 
-    version: 1
-    reference: ja
-    languages:
-      - {code: ja, name: 日本語, font: cjk, voice: ja}
-      - {code: en, name: English, font: latin, voice: en}
+    {"version": 1, "reference": "ja", "languages": [
+        {"code": "ja", "name": "日本語", "font": "cjk", "voice": "ja"},
+        {"code": "en", "name": "English", "font": "latin", "voice": "en"}]}
 
-A language file maps keys to texts (``home: {title: ...}`` is the key ``home.title``). Texts are
-``str.format`` templates; placeholders such as ``{seconds}`` must be the same in every language.
-Loading refuses a catalog where any language lacks a key the reference language has, has a key
-it lacks, has an empty text or different placeholders: a missing translation is an error at
-start, never a blank on screen.
+A language file maps keys to texts (``{"home": {"title": ...}}`` is the key ``home.title``).
+Texts are ``str.format`` templates; placeholders such as ``{seconds}`` must be the same in every
+language. Loading refuses a catalog where any language lacks a key the reference language has,
+has a key it lacks, has an empty text or different placeholders: a missing translation is an
+error at start, never a blank on screen. JSON rather than YAML because the kiosk reads the
+catalog before its first frame, and the standard library's JSON parser is ready at once.
 """
 
 from __future__ import annotations
 
+import json
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from kiosk import yamlfile
 from kiosk.errors import TranslationError
 
 #: The catalog shipped with the kiosk.
@@ -158,10 +156,10 @@ class Catalog:
     def load(cls, directory: Path | str | None = None) -> Catalog:
         """Load and check the catalog in ``directory`` (default: the shipped one)."""
         base = Path(directory) if directory is not None else DEFAULT_DIR
-        index = _read_yaml(base / "languages.yaml")
+        index = _read_json(base / "languages.json")
         reasons: list[str] = []
         if not isinstance(index, Mapping) or index.get("version") != 1:
-            raise TranslationError(str(base / "languages.yaml"), ["version must be 1"])
+            raise TranslationError(str(base / "languages.json"), ["version must be 1"])
         languages: list[Language] = []
         for i, entry in enumerate(index.get("languages") or []):
             try:
@@ -176,12 +174,12 @@ class Catalog:
         if not languages:
             reasons.append("languages: none listed")
         if reasons:
-            raise TranslationError(str(base / "languages.yaml"), reasons)
+            raise TranslationError(str(base / "languages.json"), reasons)
         texts: dict[str, dict[str, str]] = {}
         for lang in languages:
-            data = _read_yaml(base / f"{lang.code}.yaml")
+            data = _read_json(base / f"{lang.code}.json")
             if not isinstance(data, Mapping):
-                raise TranslationError(str(base / f"{lang.code}.yaml"), ["not a mapping"])
+                raise TranslationError(str(base / f"{lang.code}.json"), ["not a mapping"])
             texts[lang.code] = flatten(data)
         reference = str(index.get("reference") or languages[0].code)
         return cls(languages, texts, reference)
@@ -220,10 +218,10 @@ class Catalog:
             raise TranslationError("text", [f"{lang}: {key!r} needs parameter {exc}"]) from None
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_json(path: Path) -> Any:
     try:
-        return yamlfile.safe_load(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TranslationError(str(path), [f"cannot read ({exc.strerror})"]) from None
-    except yaml.YAMLError as exc:
-        raise TranslationError(str(path), [f"not valid YAML ({exc})"]) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TranslationError(str(path), [f"not valid JSON ({exc})"]) from None

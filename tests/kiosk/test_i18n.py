@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -9,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from kiosk.errors import TranslationError
 from kiosk.i18n import DEFAULT_DIR, Catalog, check_translations, placeholders
@@ -26,9 +26,13 @@ def catalog() -> Catalog:
 
 def _raw_texts() -> dict[str, dict[str, object]]:
     return {
-        code: flatten(yaml.safe_load((DEFAULT_DIR / f"{code}.yaml").read_text(encoding="utf-8")))
+        code: flatten(json.loads((DEFAULT_DIR / f"{code}.json").read_text(encoding="utf-8")))
         for code in REQUIRED
     }
+
+
+def _rewrite(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 def _copy_catalog(tmp_path: Path) -> Path:
@@ -93,7 +97,7 @@ def test_every_text_key_the_screens_use_exists(catalog: Catalog):
     for path in sources:
         if path.suffix in (".py", ".kv") and path.is_file():
             used |= set(literal.findall(path.read_text(encoding="utf-8")))
-    used = {k for k in used if not k.endswith((".py", ".kv", ".yaml"))}
+    used = {k for k in used if not k.endswith((".py", ".kv", ".json", ".yaml"))}
     assert sorted(k for k in used if not catalog.has(k)) == []
 
 
@@ -114,9 +118,9 @@ def test_an_unknown_key_or_language_or_missing_parameter_is_a_clear_error(catalo
 
 def test_a_catalog_missing_a_translation_is_refused_naming_language_and_key(tmp_path: Path):
     target = _copy_catalog(tmp_path)
-    ko = yaml.safe_load((target / "ko.yaml").read_text(encoding="utf-8"))
+    ko = json.loads((target / "ko.json").read_text(encoding="utf-8"))
     del ko["idle"]["countdown"]
-    (target / "ko.yaml").write_text(yaml.safe_dump(ko, allow_unicode=True), encoding="utf-8")
+    _rewrite(target / "ko.json", ko)
     with pytest.raises(TranslationError) as err:
         Catalog.load(target)
     assert "ko: missing 'idle.countdown'" in err.value.reasons
@@ -124,10 +128,10 @@ def test_a_catalog_missing_a_translation_is_refused_naming_language_and_key(tmp_
 
 def test_a_catalog_with_an_empty_text_or_other_placeholders_is_refused(tmp_path: Path):
     target = _copy_catalog(tmp_path)
-    vi = yaml.safe_load((target / "vi.yaml").read_text(encoding="utf-8"))
+    vi = json.loads((target / "vi.json").read_text(encoding="utf-8"))
     vi["home"]["title"] = "  "
     vi["idle"]["countdown"] = "Màn hình sẽ trở về sau {giay} giây."
-    (target / "vi.yaml").write_text(yaml.safe_dump(vi, allow_unicode=True), encoding="utf-8")
+    _rewrite(target / "vi.json", vi)
     with pytest.raises(TranslationError) as err:
         Catalog.load(target)
     assert "vi: 'home.title' is empty" in err.value.reasons
@@ -136,8 +140,16 @@ def test_a_catalog_with_an_empty_text_or_other_placeholders_is_refused(tmp_path:
 
 def test_a_listed_language_without_its_file_is_refused(tmp_path: Path):
     target = _copy_catalog(tmp_path)
-    (target / "vi.yaml").unlink()
-    with pytest.raises(TranslationError, match=r"vi\.yaml"):
+    (target / "vi.json").unlink()
+    with pytest.raises(TranslationError, match=r"vi\.json"):
+        Catalog.load(target)
+
+
+def test_a_catalog_file_that_is_not_json_is_refused_naming_the_file(tmp_path: Path):
+    target = _copy_catalog(tmp_path)
+    text = (target / "en.json").read_text(encoding="utf-8")
+    (target / "en.json").write_text(text.rstrip().rstrip("}"), encoding="utf-8")
+    with pytest.raises(TranslationError, match=r"en\.json.*not valid JSON"):
         Catalog.load(target)
 
 
