@@ -59,8 +59,9 @@ class LineWriter:
         self.limits = limits or DEFAULT_LIMITS
         self._future_us = self.limits.max_future_skew // _US
         self._age_us = self.limits.max_age // _US
-        #: (node, m, sensor, tag items) -> the series key text and its UTF-8 length.
-        self._series: dict[tuple[Any, ...], tuple[str, int]] = {}
+        #: (node, trial, site) -> (m, sensor, tag items) -> the series key and its UTF-8 length.
+        self._series: dict[tuple[str, str, str], dict[tuple[Any, ...], tuple[str, int]]] = {}
+        self._series_kept = 0
         #: field names in the reading's order -> (name, escaped name) in line order, longest.
         self._fields: dict[tuple[str, ...], tuple[tuple[tuple[str, str], ...], int]] = {}
 
@@ -93,7 +94,13 @@ class LineWriter:
         if not (oldest >= _MIN_US and newest <= _MAX_US):
             return None  # limits so wide a time could leave InfluxDB's range: the full way
         trial, site = where.trial, where.site
-        series_of, fields_of = self._series, self._fields
+        series_of = self._series.get((node, trial, site))
+        if series_of is None:
+            series_of = {}
+            if self._series_kept < _ROOM:
+                self._series[(node, trial, site)] = series_of
+                self._series_kept += 1
+        fields_of = self._fields
         out: list[str] = []
         for item in raw:
             if type(item) is not dict:
@@ -108,7 +115,7 @@ class LineWriter:
                 tag_items = ()
             else:
                 return None  # "tags": null, or another empty value: the models decide
-            shape = (node, m, sensor, tag_items)
+            shape = (m, sensor, tag_items)
             series = series_of.get(shape)
             if series is None:
                 if reading_parts(item, time_us_of) is None:
@@ -116,8 +123,9 @@ class LineWriter:
                 series = reading_series(m, node, trial, site, sensor, tag_items)
                 if series is None:
                     return None
-                if len(series_of) < _ROOM:
+                if self._series_kept < _ROOM:
                     series_of[shape] = series
+                    self._series_kept += 1
             if not item.keys() <= READING_KEYS:
                 return None
             at_us = time_us_of(get("at"))

@@ -1,14 +1,14 @@
 """The collector: MQTT in, batched durable writes out, ack and receipt only after the write.
 
-Three threads. paho's network thread receives (``loop_start``) and only queues each message; the
+Four threads. paho's network thread receives (``loop_start``) and only queues each message; the
 collector's own thread (the caller of :meth:`Collector.run`) batches them; the writer thread
 hands one batch at a time to the checker (:mod:`cloud.collector.checking`: by default a second
 process, which checks every message against the contract and writes it to the store or the
-dead-letter store), then acks every message of it to the broker in the order they came and sends
-each node a receipt per stream. Nothing is acked that is not in the
-store or the dead-letter store, so a crash at any point loses nothing: the broker keeps the
-unacked messages in the persistent session and delivers them again, and the store writes them
-idempotently.
+dead-letter store); the settler waits for each batch to be written, in the order they were
+handed over, then acks every message of it to the broker in the order they came and sends each
+node a receipt per stream. Nothing is acked that is not in the store or the dead-letter store,
+so a crash at any point loses nothing: the broker keeps the unacked messages in the persistent
+session and delivers them again, and the store writes them idempotently.
 
 Batches are a group commit: the moment the writer is free it takes everything received so far
 (what is already queued is taken first, for at most ``max_delay_ms``), and while it writes, the

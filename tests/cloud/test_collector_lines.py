@@ -118,3 +118,12 @@ def test_the_collector_writes_a_plain_envelope_by_the_line_path_and_points_on_de
     assert len(out.points) == 3
     assert [p.fields for p in out.points[:2]] == [{"t": 21.5}, {"t": math.pi}]
     assert out.points[2].measurement == "link"
+
+
+def test_a_shape_learnt_for_one_site_is_not_used_for_another() -> None:
+    writer = LineWriter()
+    payload = _plain({"t": 1.0})
+    elsewhere = Assignment(trial="t2", site="s2", kind="restroom")
+    for where in (WHERE, elsewhere, WHERE):
+        got = writer.lines(payload, "rr-01", where, time_us(NOW), time_us(NOW))
+        assert got == _full_path(payload, "rr-01", Limits(), where, NOW)
