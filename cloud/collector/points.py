@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import overload
 
 from cloud.fleet import Assignment
@@ -98,43 +98,6 @@ def envelope_points(env: Envelope, *, where: Assignment, received_at: datetime) 
 # store, a replay). tests/cloud/test_lean_points.py holds the two to each other.
 
 
-class EnvelopePoints(Sequence[Point]):
-    """The points of a lean envelope, made on first use; equal to :func:`envelope_points`.
-
-    >>> from protocol.codec import EXAMPLE, envelope_lean
-    >>> where = Assignment(trial="t", site="s", kind="restroom")
-    >>> env = envelope_lean(EXAMPLE)
-    >>> pts = EnvelopePoints(env, where, datetime(2026, 11, 26, 7, 0, 2, tzinfo=UTC))
-    >>> len(pts), pts[-1].fields["latency_s"]
-    (2, 1.0)
-    """
-
-    __slots__ = ("_env", "_made", "_received_us", "_where")
-
-    def __init__(self, env: LeanEnvelope, where: Assignment, received_at: datetime) -> None:
-        self._env, self._where = env, where
-        self._received_us = (received_at - _EPOCH) // _US
-        self._made: list[Point] | None = None
-
-    def _points(self) -> list[Point]:
-        if self._made is None:
-            self._made = lean_points(self._env, self._where, self._received_us)
-        return self._made
-
-    def __len__(self) -> int:
-        return len(self._env.readings) + 1
-
-    @overload
-    def __getitem__(self, index: int) -> Point: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Point]: ...
-    def __getitem__(self, index: int | slice) -> Point | list[Point]:
-        return self._points()[index]
-
-    def __iter__(self) -> Iterator[Point]:
-        return iter(self._points())
-
-
 class PointsLater(Sequence[Point]):
     """``count`` points, made by ``make`` on first use (a message written as line protocol
     needs its points only if the store refuses the lines, or for a store without them).
@@ -167,6 +130,24 @@ class PointsLater(Sequence[Point]):
 
     def __iter__(self) -> Iterator[Point]:
         return iter(self._points())
+
+
+class EnvelopePoints(PointsLater):
+    """The points of a lean envelope, made on first use; equal to :func:`envelope_points`.
+
+    >>> from protocol.codec import EXAMPLE, envelope_lean
+    >>> where = Assignment(trial="t", site="s", kind="restroom")
+    >>> env = envelope_lean(EXAMPLE)
+    >>> pts = EnvelopePoints(env, where, datetime(2026, 11, 26, 7, 0, 2, tzinfo=UTC))
+    >>> len(pts), pts[-1].fields["latency_s"]
+    (2, 1.0)
+    """
+
+    __slots__ = ()
+
+    def __init__(self, env: LeanEnvelope, where: Assignment, received_at: datetime) -> None:
+        received_us = (received_at - _EPOCH) // _US
+        super().__init__(len(env.readings) + 1, partial(lean_points, env, where, received_us))
 
 
 def lean_points(env: LeanEnvelope, where: Assignment, received_us: int) -> list[Point]:

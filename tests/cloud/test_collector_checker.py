@@ -8,7 +8,7 @@ that is not stored, and no child left writing on its own.
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -18,30 +18,25 @@ from cloud.collector.batch import Abandoned, Received
 from cloud.collector.checking import ProcessChecker
 from cloud.config import CollectorConfig
 from cloud.errors import CheckerFailed
-from protocol import Reading, encode_envelope, encode_readings
 from tests.cloud.harness import (
     CollectorProcess,
     cloud_command,
-    sqlite_store,
     write_collector_config,
     write_fleet,
 )
-from tests.cloud.test_collector_process import acks_from_collector, sent_to_collector, stored
+from tests.cloud.test_collector_process import (
+    STREAM,
+    acks_from_collector,
+    envelope,
+    sent_to_collector,
+    setup,
+    stored,
+)
 from tests.integration.nodes import wait_for
 from tests.services import MosquittoServer, RecordingClient
 from tests.services.ports import free_port
 
 pytestmark = pytest.mark.integration
-
-STREAM = "stream-00000000000000000003"
-NOW = datetime.now(UTC)
-
-
-def envelope(seq: int, node: str = "rr-01") -> bytes:
-    reading = Reading(m="synthetic", at=NOW - timedelta(milliseconds=seq), fields={"n": seq})
-    return encode_envelope(
-        node=node, stream=STREAM, seq=seq, sent_at=NOW, readings_json=encode_readings([reading])
-    )
 
 
 def checker_of(collector: CollectorProcess) -> psutil.Process:
@@ -58,15 +53,6 @@ def checker_of(collector: CollectorProcess) -> psutil.Process:
 
     wait_for("the checking process", lambda: len(found()) == 1, 30)
     return found()[0]
-
-
-def setup(tmp_path: Path, broker: MosquittoServer) -> tuple[Path, Path]:
-    fleet = write_fleet(tmp_path / "fleet.toml", ["rr-01"])
-    db = tmp_path / "store.sqlite"
-    config = write_collector_config(
-        tmp_path / "collector", broker=broker, store=sqlite_store(db), manifest=fleet.path
-    )
-    return config, db
 
 
 def test_a_dead_checker_stops_the_collector_with_nothing_acked_then_all_is_stored_once(
