@@ -153,34 +153,37 @@ def _time(value: Any) -> datetime | None:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-#: "YYYY-MM-DDTHH:MM:" -> microseconds since the epoch of that minute; readings of one node
-#: share a few minutes, so a time costs one int() instead of a datetime. Bounded like _Seen.
-_MINUTES: dict[str, int] = {}
-_MINUTES_ROOM = 65_536
+#: "YYYY-MM-DDTHH:MM:SS." -> microseconds since the epoch of that second; readings of one
+#: node share a few seconds, so a time costs a lookup and one int() instead of a datetime.
+#: Emptied when full: times are mostly recent, and the cache must keep learning new seconds.
+_SECONDS: dict[str, int] = {}
+_SECONDS_ROOM = 65_536
 
 
 def _time_us(value: Any) -> int | None:
     """Microseconds since the epoch of a time in the contract's format, else None.
 
-    Accepts exactly what :func:`_time` accepts: the minute through ``fromisoformat`` (date,
-    hour and minute ranges), the second below 60 (what ``fromisoformat`` allows).
+    Accepts exactly what :func:`_time` accepts: the second through ``fromisoformat`` (date,
+    hour, minute and second ranges), then six ASCII digits of microseconds and ``Z``.
     """
-    if type(value) is not str or not _TIME.fullmatch(value):
+    if type(value) is not str or len(value) != 27 or value[26] != "Z" or not value.isascii():
         return None
-    minute = _MINUTES.get(value[:17])
-    if minute is None:
+    second = _SECONDS.get(value[:20])
+    if second is None:
+        if not _TIME.fullmatch(value):
+            return None
         try:
-            at = datetime.fromisoformat(value[:17] + "00.000000Z")
+            at = datetime.fromisoformat(value[:19] + ".000000Z")
         except ValueError:
             return None
-        minute = (at - _EPOCH) // _US
-        if len(_MINUTES) < _MINUTES_ROOM:
-            _MINUTES[value[:17]] = minute
-    # "SS" + "ffffff" is the second's microseconds as one number.
-    within = int(value[17:19] + value[20:26])
-    if within >= 60_000_000:
+        second = (at - _EPOCH) // _US
+        if len(_SECONDS) >= _SECONDS_ROOM:
+            _SECONDS.clear()
+        _SECONDS[value[:20]] = second
+    fraction = value[20:26]
+    if not fraction.isdigit():  # ASCII (checked above), so exactly 0-9
         return None
-    return minute + within
+    return second + int(fraction)
 
 
 def _key_ok(key: Any, seen: _Seen, reserved: frozenset[str]) -> bool:

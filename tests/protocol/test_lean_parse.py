@@ -100,8 +100,19 @@ def test_times_read_as_microseconds_exactly_when_the_contract_format_parses(valu
     ],
 )
 def test_impossible_times_are_not_read_even_after_their_minute_was_seen(value: str) -> None:
-    _time_us(value[:17] + "00.000000Z")  # the minute, if it exists, is now cached
+    _time_us(value[:17] + "00.000000Z")  # the minute's first second, if it exists, is cached
     assert _time_us(value) is None
+
+
+@pytest.mark.parametrize(
+    "fraction",
+    ["12345xZ", "12 456Z", "１２３４５６Z", "123456z", "-12345Z", "+12345Z", "1_2345Z", "²23456Z"],
+)
+def test_a_bad_fraction_is_not_read_after_its_second_was_seen(fraction: str) -> None:
+    second = "2026-11-26T07:00:05."
+    assert _time_us(second + "000000Z") == time_us(datetime(2026, 11, 26, 7, 0, 5, tzinfo=UTC))
+    assert _time_us(second + fraction) is None
+    assert _time(second + fraction) is None
 
 
 def _envelope(*ats: datetime, sent_at: datetime = NOW) -> bytes:
