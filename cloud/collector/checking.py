@@ -226,10 +226,14 @@ class ProcessChecker:
                 elif kind == "abandoned":
                     done.settle(error=Abandoned(str(value)))
                 else:
-                    self._fail(f"the checking process failed: {value}")
+                    why = f"the checking process failed: {value}"
+                    done.settle(error=CheckerFailed(why))
+                    self._fail(why)
                     return
         except (EOFError, OSError) as exc:
             self._fail(self._death(exc))
+        except Exception as exc:  # an answer out of turn: nothing it says can be trusted
+            self._fail(f"the checking process answered what cannot be read: {exc!r}")
 
     def _fail(self, why: str) -> None:
         """Every batch not yet settled fails with ``why``; so does every later submit."""

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from cloud.collector.batch import Abandoned, Received
-from cloud.collector.checking import ProcessChecker
+from cloud.collector.checking import ProcessChecker, _Result
 from cloud.config import CollectorConfig
 from cloud.errors import CheckerFailed
 from tests.cloud.harness import (
@@ -174,3 +174,48 @@ def test_batches_come_back_in_order_with_their_own_seqs(tmp_path: Path) -> None:
         checker.close()
     with pytest.raises(CheckerFailed):
         checker.submit([Received(topic, envelope(16), now)])
+
+
+class _Answers:
+    """Stands for the pipe from a checking process: hands out scripted answers, then EOF."""
+
+    def __init__(self, *answers: tuple[str, int, object]) -> None:
+        self.answers = list(answers)
+
+    def recv(self) -> tuple[str, int, object]:
+        if not self.answers:
+            raise EOFError
+        return self.answers.pop(0)
+
+
+def _reading(answers: _Answers) -> tuple[ProcessChecker, dict[int, object]]:
+    """A ProcessChecker's answer reader over ``answers``, with batches 1 and 2 handed over."""
+    checker = ProcessChecker.__new__(ProcessChecker)
+    checker.on_retry = None
+    checker._lock = threading.Lock()
+    checker._taken, checker._written, checker._failure = {}, {}, None
+    checker._conn = answers  # type: ignore[assignment]
+    checker._death = lambda exc: "gone"  # type: ignore[method-assign]
+    results: dict[int, object] = {}
+    for batch_id in (1, 2):
+        checker._written[batch_id] = _Result()
+        results[batch_id] = checker._written[batch_id]
+    return checker, results
+
+
+def test_a_failed_write_fails_its_batch_and_every_batch_after_it() -> None:
+    checker, results = _reading(_Answers(("failed", 1, "OperationalError: disk I/O error")))
+    checker._read()
+    for batch_id in (1, 2):
+        with pytest.raises(CheckerFailed, match="disk I/O error"):
+            results[batch_id].result()  # type: ignore[attr-defined]
+    with pytest.raises(CheckerFailed):
+        checker.submit([])
+
+
+def test_an_answer_out_of_turn_fails_every_batch_instead_of_hanging() -> None:
+    checker, results = _reading(_Answers(("written", 7, None)))
+    checker._read()
+    for batch_id in (1, 2):
+        with pytest.raises(CheckerFailed, match="cannot be read"):
+            results[batch_id].result()  # type: ignore[attr-defined]
