@@ -3,7 +3,9 @@
 :func:`intake` is pure (no broker, no store), so the live collector and ``deadletter replay`` run
 the very same checks: the topic, the contract (:func:`protocol.parse_envelope`, answered in plain
 values by :func:`~protocol.codec.parse_envelope_lean`), the fleet manifest, and that the topic's
-node and the payload's node agree.
+node and the payload's node agree. A data envelope from a known node first tries the one-pass
+line path (:class:`~cloud.collector.lines.LineWriter`), which takes only what those checks
+take, with the same lines; anything else goes the full way.
 """
 
 from __future__ import annotations
