@@ -15,16 +15,14 @@ cloud's round trip) before a reading counts as drained. Run alone with
 from __future__ import annotations
 
 import math
-import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 
+from bench.clients import Counter, connect, disconnect
 from bench.common import Row
 from bench.errors import BenchError
 from bench.harness import Report, ignore, quiet_logs, service_dir, write_node_config
@@ -142,53 +140,19 @@ def envelopes(
     return out
 
 
-class _Counter:
-    """Counts callbacks from paho's network threads and lets the caller wait for a number."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.cond = threading.Condition()
-
-    def add(self, *_a: Any) -> None:
-        with self.cond:
-            self.count += 1
-            self.cond.notify_all()
-
-    def wait_for(self, n: int, timeout: float, what: str) -> None:
-        with self.cond:
-            if not self.cond.wait_for(lambda: self.count >= n, timeout):
-                raise BenchError(f"reference: {what}: {self.count} of {n} within {timeout:g} s")
-
-
-def _client(broker: MosquittoServer, role: str, *, inflight: int = 20) -> mqtt.Client:
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"bench-{role}-{uuid.uuid4().hex[:8]}",
-        protocol=mqtt.MQTTv5,
-    )
-    client.max_inflight_messages_set(inflight)
-    client.max_queued_messages_set(0)  # 0: paho queues what does not fit, without a limit
-    connected = _Counter()
-    client.on_connect = connected.add
-    client.connect(broker.host, broker.port, keepalive=30)
-    client.loop_start()
-    connected.wait_for(1, 10.0, f"{role} connected")
-    return client
-
-
 def bare_publisher(broker: MosquittoServer, *, readings: int, stream: str) -> float:
     """Readings per second a bare QoS 1 publisher gets through the broker to a subscriber."""
     payloads = envelopes(readings, stream=stream)
-    subscriber = _client(broker, "subscriber")
+    subscriber = connect(broker.host, broker.port, "subscriber")
     publisher: mqtt.Client | None = None
     try:
-        subscribed, delivered = _Counter(), _Counter()
+        subscribed, delivered = Counter(), Counter()
         subscriber.on_subscribe = subscribed.add
         subscriber.on_message = delivered.add
         subscriber.subscribe(REFERENCE_TOPIC, qos=1)
-        subscribed.wait_for(1, 10.0, "subscribed")
-        publisher = _client(broker, "publisher", inflight=MAX_INFLIGHT)
-        acked = _Counter()
+        subscribed.wait_for(1, 10.0, "reference: subscribed")
+        publisher = connect(broker.host, broker.port, "publisher", inflight=MAX_INFLIGHT)
+        acked = Counter()
         publisher.on_publish = acked.add
         timeout = _timeout(readings)
         start = time.perf_counter()
@@ -196,14 +160,13 @@ def bare_publisher(broker: MosquittoServer, *, readings: int, stream: str) -> fl
             info = publisher.publish(REFERENCE_TOPIC, payload, qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 raise BenchError(f"reference: publish not queued: {mqtt.error_string(info.rc)}")
-        acked.wait_for(len(payloads), timeout, "PUBACKs")
-        delivered.wait_for(len(payloads), timeout, "envelopes delivered")
+        acked.wait_for(len(payloads), timeout, "reference: PUBACKs")
+        delivered.wait_for(len(payloads), timeout, "reference: envelopes delivered")
         elapsed = time.perf_counter() - start
     finally:
         for client in (publisher, subscriber):
             if client is not None:
-                client.disconnect()
-                client.loop_stop()
+                disconnect(client)
     return readings / elapsed
 
 
