@@ -46,6 +46,7 @@ from kivy.uix.layout import Layout
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 from kivy.uix.widget import Widget
 
+from kiosk.errors import failure_of
 from kiosk.i18n import Catalog
 from kiosk.lazylog import LazyLogger
 from kiosk.screens.attract import AttractScreen
@@ -622,10 +623,16 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         if self.node is None:
             doctor.phase = "unavailable"
             return
+        from kiosk.consult import ConsultError
+
         try:
             ticket = self.node.request_consultation(self.consult_request())
-        except Exception as exc:  # the resident sees "not available", staff the reason
-            log.error("consult_request_failed", error=str(exc))
+        except ConsultError as exc:  # the resident sees "not available", staff the reason
+            log.error("consult_request_failed", error=str(exc))  # written to name no value
+            doctor.phase = "unavailable"
+            return
+        except Exception as exc:  # its message may quote an answer: type and frames only
+            log.error("consult_request_failed", **failure_of(exc))
             doctor.phase = "unavailable"
             return
         self.session.ticket = ticket

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from protocol.errors import MachikadoError
 
@@ -37,3 +39,23 @@ class TriageStateError(KioskError):
 
 class ContentPackError(_WithReasons):
     """A content pack that cannot be used; ``reasons`` lists every problem."""
+
+
+def failure_of(exc: BaseException) -> dict[str, object]:
+    """What failed and where, for a log line on the consultation path: the exception's type and
+    its frames (file, line, function), never its message or arguments, which may hold a
+    resident's answers or the doctor's reply.
+
+    >>> def show(text):
+    ...     raise ValueError(text)
+    >>> try:
+    ...     show("熱があります")
+    ... except ValueError as exc:
+    ...     failure_of(exc)["error_type"], failure_of(exc)["frames"][-1].endswith(" in show")
+    ('ValueError', True)
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    return {
+        "error_type": type(exc).__name__,
+        "frames": [f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in frames],
+    }

@@ -45,6 +45,7 @@ from kiosk.consult import (
     seal_request,
     ticket_of,
 )
+from kiosk.errors import failure_of
 from kiosk.telemetry import session_reading
 
 if TYPE_CHECKING:
@@ -336,8 +337,10 @@ class KioskNode:
             for callback in callbacks:
                 try:
                     callback(ticket, reply.text, reply.language)
-                except Exception:
-                    self._log.exception("consult_reply_callback_failed")
+                except Exception as exc:
+                    # Not log.exception: the message may quote the reply. Where it failed is
+                    # enough to find the bug.
+                    self._log.error("consult_reply_callback_failed", **failure_of(exc))
 
         self._dispatch(deliver)
 

@@ -9,6 +9,10 @@ kiosk, before its first frame) more than it can spare. Such a part is started wi
 :func:`configure_later`: the standard library's logging is set up at once, structlog only when
 the part calls :func:`finish_configure` (the kiosk does once its window is up, and when it
 first logs).
+
+Tracebacks are printed without the values of local variables, in both renderers: a frame of the
+consultation path holds a resident's answers or a doctor's reply, and those must never reach a
+log (structlog's and rich's defaults show locals).
 """
 
 from __future__ import annotations
@@ -70,18 +74,27 @@ def _configure_stdlib(level: str) -> None:
 
 def _configure_structlog(level: str, json: bool) -> None:
     import structlog
+    from structlog.tracebacks import ExceptionDictTransformer
 
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
+    tail: list[structlog.types.Processor] = (
+        [
+            # Frames as a list of file, line and function: no locals.
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
+            structlog.processors.JSONRenderer(),
+        ]
         if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else [
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+            )
+        ]
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
+            *tail,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_level(level)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
