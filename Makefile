@@ -4,14 +4,17 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS := node,cloud,kiosk,demo,dev
+EXTRAS := node,cloud,web,kiosk,demo,dev
 # Debian packages the tests use for real: the broker and the store of record; Mesa's EGL and
 # GLES for the kiosk rendered offscreen; CJK fonts for Japanese and Chinese screens; espeak-ng
 # for the kiosk's read-aloud button; Node.js and npm (when npm is missing) for the Node-RED the
-# collector benchmark compares against, which its test runs at a small size.
-DEBIAN_PACKAGES := mosquitto influxdb libegl1 libgles2 libgl1-mesa-dri fonts-noto-cjk espeak-ng
+# collector benchmark compares against, which its test runs at a small size; PostgreSQL for the
+# web app's database, Chromium for its browser tests (driven by Playwright, never downloaded) and
+# poppler's pdftoppm to look at the PDF Chromium prints of a monthly report.
+DEBIAN_PACKAGES := mosquitto influxdb libegl1 libgles2 libgl1-mesa-dri fonts-noto-cjk espeak-ng \
+	postgresql chromium poppler-utils
 
-.PHONY: demo test lint typecheck pytest bench system-deps venv lock clean
+.PHONY: demo test lint typecheck pytest bench system-deps venv lock clean web-catalogs vendor
 
 demo: venv
 	$(VENV)/bin/machikado demo
@@ -58,6 +61,16 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 lock: venv
 	$(PY) -m pip freeze --exclude-editable --exclude pip > requirements.lock
+
+# The web app's message catalogs, after a message was added or changed in code or templates.
+web-catalogs: venv
+	$(PY) -m cloud.web.catalogs
+
+# The browser code served by the web app (htmx) and used by its tests (axe-core), from npm.
+vendor:
+	cd $$(mktemp -d) && npm pack --silent htmx.org@2.0.11 axe-core@4.14.1 \
+	  && tar xzf htmx.org-2.0.11.tgz && cp package/dist/htmx.min.js $(CURDIR)/cloud/web/static/vendor/ \
+	  && rm -rf package && tar xzf axe-core-4.14.1.tgz && cp package/axe.min.js $(CURDIR)/tests/web/vendor/
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

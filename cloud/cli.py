@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 import structlog
 import typer
 
+from cloud.web.cli import app as web_app
 from protocol.errors import MachikadoError
 from protocol.logs import configure
 
@@ -37,6 +38,8 @@ app = typer.Typer(
 )
 deadletter_app = typer.Typer(help="Messages the collector could not store.", no_args_is_help=True)
 app.add_typer(deadletter_app, name="deadletter")
+# Its module loads the web stack (FastAPI, SQLAlchemy) only when a web command runs.
+app.add_typer(web_app, name="web")
 
 ConfigOption = typer.Option(..., "--config", "-c", help="The collector's TOML config.")
 

@@ -20,6 +20,7 @@ from cloud.store.read import (
     AGGREGATE_FNS,
     AggregateFn,
     Bucket,
+    LastValue,
     LatestRow,
     check_name,
     every_ns,
@@ -157,6 +158,7 @@ class InfluxQLReader:
         by: str | None,
         since: datetime,
         until: datetime,
+        where: Mapping[str, str] | None = None,
     ) -> list[Bucket]:
         if fn not in AGGREGATE_FNS:
             raise StoreError(f"aggregate {fn!r} is not one of {', '.join(AGGREGATE_FNS)}")
@@ -164,9 +166,12 @@ class InfluxQLReader:
         group = [f"time({every_ns(every) // 1000}u)"]
         if by is not None:
             group.append(quote_ident(check_name("tag", by)))
+        conds = _time_where(since, until)
+        for tag, value in sorted((where or {}).items()):
+            conds.append(f"{quote_ident(check_name('tag', tag))} = {quote_literal(value)}")
         q = (
             f"SELECT {fn}({quote_ident(field)}) FROM {quote_ident(measurement)}"
-            f"{_where(_time_where(since, until))} GROUP BY {', '.join(group)} fill(none)"
+            f"{_where(conds)} GROUP BY {', '.join(group)} fill(none)"
         )
         kind = self._field_types(measurement).get(field) if fn in ("min", "max", "sum") else None
         buckets = []
@@ -201,6 +206,82 @@ class InfluxQLReader:
                     key = s.tags.get(by, "") if by else ""
                     counts[key] = counts.get(key, 0) + int(n)
         return counts
+
+    def link_log(
+        self, *, since: datetime, until: datetime, node: str | None = None
+    ) -> dict[tuple[str, str], dict[int, int]]:
+        conds = _time_where(since, until)
+        if node is not None:
+            conds.append(f'"node" = {quote_literal(node)}')
+        q = f'SELECT "seq" FROM "link"{_where(conds)} GROUP BY "node", "stream"'
+        log: dict[tuple[str, str], dict[int, int]] = {}
+        for s in self._query(q):
+            seqs = log.setdefault((s.tags.get("node", ""), s.tags.get("stream", "")), {})
+            for time_ns, seq in s.values:
+                if seq is not None:
+                    seqs.setdefault(int(seq), int(time_ns))  # rows come oldest first
+        return log
+
+    def points(
+        self,
+        measurement: str,
+        *,
+        since: datetime,
+        until: datetime,
+        node: str | None = None,
+        limit: int = 1000,
+    ) -> list[LatestRow]:
+        types = self._field_types(measurement)
+        conds = _time_where(since, until)
+        if node is not None:
+            conds.append(f'"node" = {quote_literal(node)}')
+        q = (
+            f"SELECT * FROM {quote_ident(measurement)}{_where(conds)}"
+            f" ORDER BY time DESC LIMIT {int(limit)}"
+        )
+        rows = []
+        for s in self._query(q):
+            for values in s.values:
+                record = dict(zip(s.columns, values, strict=True))
+                time_ns = int(record.pop("time"))
+                tags: dict[str, str] = {}
+                fields: dict[str, FieldValue] = {}
+                for name, value in record.items():
+                    if value is None:
+                        continue
+                    if name in types:
+                        fields[name] = self._typed(types[name], value)
+                    else:
+                        tags[name] = str(value)
+                rows.append(LatestRow(tags.get("node", ""), time_ns, tags, fields))
+        return rows
+
+    def last_values(
+        self,
+        measurement: str,
+        fields: tuple[str, ...],
+        *,
+        by: str = "node",
+        since: datetime | None = None,
+    ) -> dict[str, dict[str, LastValue]]:
+        check_name("tag", by)
+        types = self._field_types(measurement)
+        found: dict[str, dict[str, LastValue]] = {}
+        for name in fields:
+            if name not in types:
+                continue  # InfluxQL answers an unknown field with nothing, but costs a scan
+            q = (
+                f"SELECT last({quote_ident(check_name('field', name))}) FROM "
+                f"{quote_ident(measurement)}{_where(_time_where(since, None))}"
+                f" GROUP BY {quote_ident(by)}"
+            )
+            for s in self._query(q):
+                for time_ns, value in s.values:
+                    if value is not None:
+                        found.setdefault(s.tags.get(by, ""), {})[name] = LastValue(
+                            int(time_ns), self._typed(types[name], value)
+                        )
+        return found
 
     def link_seqs(
         self,

@@ -102,6 +102,18 @@ class Bucket:
         return from_ns(self.start_ns)
 
 
+@dataclass(frozen=True, slots=True)
+class LastValue:
+    """The newest value of one field for one group, and when it was measured."""
+
+    time_ns: int
+    value: FieldValue
+
+    @property
+    def at(self) -> datetime:
+        return from_ns(self.time_ns)
+
+
 class ReadSide(Protocol):
     """What the web app asks a store; every backend answers the same way for the same points."""
 
@@ -121,8 +133,10 @@ class ReadSide(Protocol):
         by: str | None,
         since: datetime,
         until: datetime,
+        where: Mapping[str, str] | None = None,
     ) -> list[Bucket]:
-        """``fn`` of ``field`` per ``every``-wide bucket and per value of tag ``by``, sorted."""
+        """``fn`` of ``field`` per ``every``-wide bucket and per value of tag ``by``, sorted;
+        only points whose tags equal ``where``'s values when given."""
         ...
 
     def count(
@@ -140,6 +154,21 @@ class ReadSide(Protocol):
         """
         ...
 
+    def last_values(
+        self,
+        measurement: str,
+        fields: tuple[str, ...],
+        *,
+        by: str = "node",
+        since: datetime | None = None,
+    ) -> dict[str, dict[str, LastValue]]:
+        """Per value of tag ``by``, the newest value of each of ``fields`` and its time.
+
+        Each field is looked up on its own: a point that lacks it does not hide an older one
+        that has it (a birth's ``software`` behind a later "seen" point).
+        """
+        ...
+
     def link_seqs(
         self,
         *,
@@ -148,4 +177,23 @@ class ReadSide(Protocol):
         node: str | None = None,
     ) -> dict[tuple[str, str], set[int]]:
         """The distinct seqs seen in ``link`` points, per (node, stream)."""
+        ...
+
+    def link_log(
+        self, *, since: datetime, until: datetime, node: str | None = None
+    ) -> dict[tuple[str, str], dict[int, int]]:
+        """Per (node, stream), each seq delivered in the range and its first ``link`` time (ns)."""
+        ...
+
+    def points(
+        self,
+        measurement: str,
+        *,
+        since: datetime,
+        until: datetime,
+        node: str | None = None,
+        limit: int = 1000,
+    ) -> list[LatestRow]:
+        """The newest ``limit`` points of ``measurement`` in the range (of ``node``), newest
+        first; ``key`` is the node."""
         ...

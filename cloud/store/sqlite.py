@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from cloud.store.read import (
     AGGREGATE_FNS,
     AggregateFn,
     Bucket,
+    LastValue,
     LatestRow,
     check_name,
     every_ns,
@@ -188,11 +189,15 @@ class SqliteStore:
         by: str | None,
         since: datetime,
         until: datetime,
+        where: Mapping[str, str] | None = None,
     ) -> list[Bucket]:
         if fn not in AGGREGATE_FNS:
             raise StoreError(f"aggregate {fn!r} is not one of {', '.join(AGGREGATE_FNS)}")
         width = every_ns(every)
-        where, args = _range(since, until)
+        sql, args = _range(since, until)
+        for tag, value in sorted((where or {}).items()):
+            sql += f" AND json_extract(series, {_path('tag', tag)}) = ?"
+            args.append(value)
         group = (
             f"coalesce(json_extract(series, {_path('tag', by)}), '')" if by is not None else "''"
         )
@@ -201,7 +206,7 @@ class SqliteStore:
             f"""SELECT time_ns - (((time_ns % ?) + ?) % ?) AS bucket, {group} AS grp,
                        {_SQL_FN[fn]}(json_extract(fields, {value}))
                 FROM points
-                WHERE measurement = ? AND json_type(fields, {value}) IS NOT NULL{where}
+                WHERE measurement = ? AND json_type(fields, {value}) IS NOT NULL{sql}
                 GROUP BY bucket, grp ORDER BY bucket, grp""",
             [width, width, width, measurement, *args],
         )
@@ -231,6 +236,78 @@ class SqliteStore:
             [measurement, *args],
         )
         return {str(grp): int(n) for grp, n in rows if n}
+
+    def link_log(
+        self, *, since: datetime, until: datetime, node: str | None = None
+    ) -> dict[tuple[str, str], dict[int, int]]:
+        where, args = _range(since, until)
+        if node is not None:
+            where += " AND json_extract(series, '$.node') = ?"
+            args.append(node)
+        rows = self._rows(
+            f"""SELECT coalesce(json_extract(series, '$.node'), ''),
+                       coalesce(json_extract(series, '$.stream'), ''),
+                       json_extract(fields, '$.seq'), min(time_ns)
+                FROM points WHERE measurement = 'link'{where}
+                GROUP BY 1, 2, 3""",
+            args,
+        )
+        log: dict[tuple[str, str], dict[int, int]] = {}
+        for n, stream, seq, time_ns in rows:
+            if seq is not None:
+                log.setdefault((str(n), str(stream)), {})[int(seq)] = int(time_ns)
+        return log
+
+    def points(
+        self,
+        measurement: str,
+        *,
+        since: datetime,
+        until: datetime,
+        node: str | None = None,
+        limit: int = 1000,
+    ) -> list[LatestRow]:
+        where, args = _range(since, until)
+        if node is not None:
+            where += " AND json_extract(series, '$.node') = ?"
+            args.append(node)
+        rows = self._rows(
+            f"""SELECT series, time_ns, fields FROM points
+                WHERE measurement = ?{where} ORDER BY time_ns DESC LIMIT ?""",
+            [measurement, *args, int(limit)],
+        )
+        out = []
+        for series, t, fields in rows:
+            tags = json.loads(series)
+            out.append(LatestRow(str(tags.get("node", "")), int(t), tags, _fields(fields)))
+        return out
+
+    def last_values(
+        self,
+        measurement: str,
+        fields: tuple[str, ...],
+        *,
+        by: str = "node",
+        since: datetime | None = None,
+    ) -> dict[str, dict[str, LastValue]]:
+        where, args = _range(since, None)
+        tag = _path("tag", by)
+        found: dict[str, dict[str, LastValue]] = {}
+        for name in fields:
+            value = _path("field", name)
+            # SQLite returns the other columns of the row that holds max(): the newest value.
+            rows = self._rows(
+                f"""SELECT coalesce(json_extract(series, {tag}), ''), max(time_ns),
+                           json_extract(fields, {value}), json_type(fields, {value})
+                    FROM points
+                    WHERE measurement = ? AND json_type(fields, {value}) IS NOT NULL{where}
+                    GROUP BY 1""",
+                [measurement, *args],
+            )
+            for key, time_ns, raw, kind in rows:
+                typed: FieldValue = bool(raw) if kind in ("true", "false") else raw
+                found.setdefault(str(key), {})[name] = LastValue(int(time_ns), typed)
+        return found
 
     def link_seqs(
         self,

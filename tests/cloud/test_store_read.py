@@ -111,6 +111,31 @@ def test_aggregates_over_the_whole_fleet(
     assert all(type(b.value) is int for b in buckets)
 
 
+def test_aggregates_only_of_points_whose_tags_match(store: ReadableStore) -> None:
+    buckets = store.aggregate(
+        "visit",
+        "duration_s",
+        fn="sum",
+        every=timedelta(seconds=60),
+        by="node",
+        since=T0,
+        until=T0 + timedelta(seconds=60),
+        where={"stall": "1"},
+    )
+    assert [(b.group, b.value) for b in buckets] == [("rr-01", 50.0), ("rr-02", 5.5)]
+    none = store.aggregate(
+        "visit",
+        "n",
+        fn="count",
+        every=timedelta(seconds=60),
+        by=None,
+        since=T0,
+        until=T0 + timedelta(seconds=60),
+        where={"stall": "it's \\"},
+    )
+    assert none == []
+
+
 def test_the_range_is_half_open(store: ReadableStore) -> None:
     buckets = store.aggregate(
         "visit",
@@ -134,6 +159,48 @@ def test_counts_per_node_and_in_total(store: ReadableStore) -> None:
         "rr-02": 1,
     }
     assert store.count("nothing", by="node") == {}
+
+
+def test_last_values_are_the_newest_of_each_field_even_behind_points_without_it(
+    store: ReadableStore,
+) -> None:
+    store.write(
+        [
+            Point("fleet_state", {"node": "rr-01"}, {"software": "1.0", "online": True}, _at(1)),
+            Point("fleet_state", {"node": "rr-01"}, {"software": "1.1"}, _at(5)),
+            # A later point without "software" (a node seen in data) does not hide 1.1.
+            Point("fleet_state", {"node": "rr-01"}, {"stream": "s-aaaaaaaa"}, _at(9)),
+            Point("fleet_state", {"node": "rr-02"}, {"online": False}, _at(7)),
+        ]
+    )
+    found = store.last_values("fleet_state", ("software", "online", "absent"))
+    assert {k: {f: (v.time_ns, v.value) for f, v in d.items()} for k, d in found.items()} == {
+        "rr-01": {"software": (_at(5), "1.1"), "online": (_at(1), True)},
+        "rr-02": {"online": (_at(7), False)},
+    }
+    later = store.last_values("fleet_state", ("software",), since=T0 + timedelta(seconds=6))
+    assert later == {}
+
+
+def test_link_log_gives_each_seq_its_first_delivery_time(store: ReadableStore) -> None:
+    log = store.link_log(since=T0, until=T0 + timedelta(seconds=30))
+    assert log[("rr-01", "s-aaaaaaaa")] == {1: _at(1), 2: _at(2), 4: _at(9)}
+    assert log[("rr-01", "s-bbbbbbbb")] == {1: _at(20)}
+    only = store.link_log(
+        since=T0 + timedelta(seconds=5), until=T0 + timedelta(seconds=30), node="rr-01"
+    )
+    assert only == {
+        ("rr-01", "s-aaaaaaaa"): {2: _at(8), 4: _at(9)},
+        ("rr-01", "s-bbbbbbbb"): {1: _at(20)},
+    }
+
+
+def test_points_are_the_newest_of_a_node_in_the_range(store: ReadableStore) -> None:
+    rows = store.points("visit", since=T0, until=T0 + timedelta(seconds=30), node="rr-01", limit=2)
+    assert [(r.key, r.time_ns, dict(r.tags), dict(r.fields)) for r in rows] == [
+        ("rr-01", _at(12), {"node": "rr-01", "stall": "1"}, {"duration_s": 40.0, "n": 4}),
+        ("rr-01", _at(5), {"node": "rr-01", "stall": "2"}, {"duration_s": 20.0, "n": 2}),
+    ]
 
 
 def test_link_seqs_are_the_distinct_seqs_per_node_and_stream(store: ReadableStore) -> None:

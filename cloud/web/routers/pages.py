@@ -1,0 +1,411 @@
+"""The pages staff use every day: fleet, node, trials, completeness; each table also as CSV
+and JSON at the same address with another extension."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+
+from cloud.web.accounts import audit
+from cloud.web.charts import bar_chart
+from cloud.web.deps import DbDep, StateDep, UserDep, client_of
+from cloud.web.exports import FORMATS, Column, Table, json_rows, table_response
+from cloud.web.i18n import gettext_ as _
+from cloud.web.render import render
+from cloud.web.views.completeness import NodeDays, completeness_month
+from cloud.web.views.fleet import NodeStatus, fleet_status, state_counts
+from cloud.web.views.node import node_page
+from cloud.web.views.trials import FigureData, TrialPage, trial_page
+from protocol.limits import NODE_ID
+
+router = APIRouter()
+
+
+def _fleet(state: StateDep) -> list[NodeStatus]:
+    web = state.config.web
+    return fleet_status(
+        state.read_side(),
+        state.fleet,
+        now=state.clock(),
+        stale_after=web.stale_after,
+        offline_after=web.offline_after,
+        intervals=web.expected_interval_s,
+    )
+
+
+def fleet_table(rows: list[NodeStatus]) -> Table:
+    columns = [
+        Column("node", _("Node")),
+        Column("kind", _("Kind")),
+        Column("trial", _("Trial")),
+        Column("site", _("Site")),
+        Column("state", _("State")),
+        Column("last_seen", _("Last data")),
+        Column("software", _("Software")),
+        Column("battery_pct", _("Battery"), "%"),
+        Column("outbox_readings", _("Outbox backlog"), _("readings")),
+        Column("oldest_pending_age_s", _("Oldest unsent"), "s"),
+        Column("alarms", _("Link alarms")),
+    ]
+    return Table(
+        columns,
+        [
+            {
+                "node": r.node,
+                "kind": r.kind,
+                "trial": r.trial,
+                "site": r.site,
+                "state": r.state,
+                "last_seen": r.last_seen,
+                "software": r.software,
+                "battery_pct": r.battery_pct,
+                "outbox_readings": r.outbox_readings,
+                "oldest_pending_age_s": r.oldest_pending_age_s,
+                "alarms": r.alarms,
+            }
+            for r in rows
+        ],
+    )
+
+
+@router.get("/")
+def fleet_page(request: Request, viewer: UserDep, state: StateDep) -> Response:
+    rows = _fleet(state)
+    return render(
+        request, "fleet.html", viewer=viewer, rows=rows, counts=state_counts(rows), partial=False
+    )
+
+
+@router.get("/fleet/table")
+def fleet_partial(request: Request, viewer: UserDep, state: StateDep) -> Response:
+    """The fleet table alone, for htmx's refresh."""
+    rows = _fleet(state)
+    return render(request, "_fleet_table.html", viewer=viewer, rows=rows, counts=state_counts(rows))
+
+
+@router.get("/fleet.{fmt}")
+def fleet_export(
+    request: Request, fmt: str, viewer: UserDep, state: StateDep, db: DbDep
+) -> Response:
+    if fmt not in FORMATS:
+        raise HTTPException(404, f"no export as .{fmt}: use .csv, .excel.csv or .json")
+    table = fleet_table(_fleet(state))
+    assert viewer.user is not None
+    audit(
+        db,
+        actor=viewer.user.username,
+        action="export",
+        target=f"fleet.{fmt}",
+        client=client_of(request),
+        rows=len(table.rows),
+    )
+    return table_response(table, fmt=fmt, filename="fleet")
+
+
+# ------------------------------------------------------------------------------ completeness
+
+
+def _month(value: str | None, state: StateDep) -> date:
+    if not value:
+        return state.clock().astimezone(ZoneInfo(state.config.web.timezone)).date().replace(day=1)
+    try:
+        year, month = value.split("-")
+        return date(int(year), int(month), 1)
+    except ValueError:
+        raise HTTPException(422, f"month {value!r} must be YYYY-MM, e.g. 2026-03") from None
+
+
+def _node_param(node: str | None) -> str | None:
+    if node in (None, ""):
+        return None
+    if not NODE_ID.fullmatch(node):
+        raise HTTPException(422, f"node {node!r} must match {NODE_ID.pattern}")
+    return node
+
+
+def _completeness(state: StateDep, month: date, node: str | None) -> list[NodeDays]:
+    return completeness_month(
+        state.read_side(),
+        state.fleet,
+        month=month,
+        zone=ZoneInfo(state.config.web.timezone),
+        node=node,
+    )
+
+
+def completeness_table(rows: list[NodeDays]) -> Table:
+    columns = [
+        Column("node", _("Node")),
+        Column("date", _("Date")),
+        Column("received", _("Envelopes received")),
+        Column("expected", _("Envelopes expected")),
+        Column("missing", _("Envelopes missing")),
+        Column("ratio_pct", _("Completeness"), "%"),
+    ]
+    return Table(
+        columns,
+        [
+            {
+                "node": r.node,
+                "date": d.day,
+                "received": d.received,
+                "expected": d.expected,
+                "missing": d.missing,
+                "ratio_pct": None if d.ratio is None else round(100 * d.ratio, 2),
+            }
+            for r in rows
+            for d in r.days
+        ],
+    )
+
+
+def _shade(ratio: float | None) -> str:
+    if ratio is None:
+        return "none"
+    if ratio >= 1:
+        return "full"
+    if ratio >= 0.99:
+        return "high"
+    if ratio >= 0.9:
+        return "mid"
+    return "low"
+
+
+@router.get("/completeness")
+def completeness_page(
+    request: Request,
+    viewer: UserDep,
+    state: StateDep,
+    month: str | None = None,
+    node: str | None = None,
+) -> Response:
+    chosen = _month(month, state)
+    picked = _node_param(node)
+    rows = _completeness(state, chosen, picked)
+    days = rows[0].days if rows else []
+    query = f"?month={chosen:%Y-%m}" + (f"&node={picked}" if picked else "")
+    return render(
+        request,
+        "completeness.html",
+        viewer=viewer,
+        rows=rows,
+        days=days,
+        month=chosen,
+        node=picked,
+        shade=_shade,
+        previous=(chosen - timedelta(days=1)).replace(day=1),
+        following=(chosen + timedelta(days=32)).replace(day=1),
+        export_base="/completeness",
+        export_query=query,
+    )
+
+
+@router.get("/completeness.{fmt}")
+def completeness_export(
+    request: Request,
+    fmt: str,
+    viewer: UserDep,
+    state: StateDep,
+    db: DbDep,
+    month: str | None = None,
+    node: str | None = None,
+) -> Response:
+    if fmt not in FORMATS:
+        raise HTTPException(404, f"no export as .{fmt}: use .csv, .excel.csv or .json")
+    chosen = _month(month, state)
+    rows = _completeness(state, chosen, _node_param(node))
+    table = completeness_table(rows)
+    assert viewer.user is not None
+    audit(
+        db,
+        actor=viewer.user.username,
+        action="export",
+        target=f"completeness.{fmt}",
+        client=client_of(request),
+        month=f"{chosen:%Y-%m}",
+        node=node or "",
+    )
+    if fmt == "json":
+        return JSONResponse(
+            {
+                "month": f"{chosen:%Y-%m}",
+                "rows": json_rows(table),
+                "gaps": [
+                    {
+                        "node": g.node,
+                        "stream": g.stream,
+                        "first_seq": g.first,
+                        "last_seq": g.last,
+                        "after": g.after.isoformat(),
+                        "before": g.before.isoformat(),
+                    }
+                    for r in rows
+                    for g in r.gaps
+                ],
+                "resets": [
+                    {
+                        "node": x.node,
+                        "stream": x.stream,
+                        "previous_stream": x.previous,
+                        "at": x.at.isoformat(),
+                        "first_seq": x.first_seq,
+                    }
+                    for r in rows
+                    for x in r.resets
+                ],
+            }
+        )
+    return table_response(table, fmt=fmt, filename=f"completeness-{chosen:%Y-%m}")
+
+
+# ------------------------------------------------------------------------------ node
+
+
+@router.get("/nodes/{node}")
+def node_view(request: Request, node: str, viewer: UserDep, state: StateDep) -> Response:
+    picked = _node_param(node) or ""
+    web = state.config.web
+    page = node_page(
+        state.read_side(),
+        state.fleet,
+        picked,
+        now=state.clock(),
+        zone=ZoneInfo(web.timezone),
+        stale_after=web.stale_after,
+        offline_after=web.offline_after,
+        intervals=web.expected_interval_s,
+    )
+    if page is None:
+        raise HTTPException(404, f"node {picked} is not in the manifest and has sent no data")
+    return render(request, "node.html", viewer=viewer, page=page, node=picked)
+
+
+# ------------------------------------------------------------------------------ trials
+
+
+@router.get("/trials")
+def trials_list(request: Request, viewer: UserDep, state: StateDep) -> Response:
+    fleet = state.fleet
+    counts = {t.id: sum(1 for n in fleet.nodes if n.trial == t.id) for t in fleet.trials}
+    return render(request, "trials.html", viewer=viewer, trials=fleet.trials, counts=counts)
+
+
+def _trial(state: StateDep, trial: str, month: date) -> TrialPage:
+    page = trial_page(
+        state.read_side(),
+        state.fleet,
+        trial,
+        month=month,
+        zone=ZoneInfo(state.config.web.timezone),
+    )
+    if page is None:
+        raise HTTPException(404, f"trial {trial!r} is not in the fleet manifest")
+    return page
+
+
+def _figure(page: TrialPage, name: str) -> FigureData:
+    found = next((f for f in page.figures if f.spec.name == name), None)
+    if found is None:
+        raise HTTPException(404, f"trial {page.trial.id!r} has no figure {name!r}")
+    return found
+
+
+@router.get("/trials/{trial}")
+def trial_view(
+    request: Request, trial: str, viewer: UserDep, state: StateDep, month: str | None = None
+) -> Response:
+    chosen = _month(month, state)
+    page = _trial(state, trial, chosen)
+    return render(
+        request,
+        "trial.html",
+        viewer=viewer,
+        page=page,
+        month=chosen,
+        previous=(chosen - timedelta(days=1)).replace(day=1),
+        following=(chosen + timedelta(days=32)).replace(day=1),
+        report=False,
+    )
+
+
+@router.get("/trials/{trial}/report")
+def trial_report(
+    request: Request,
+    trial: str,
+    viewer: UserDep,
+    state: StateDep,
+    db: DbDep,
+    month: str | None = None,
+) -> Response:
+    """The monthly report: the trial page laid out for printing (and Chromium's PDF)."""
+    chosen = _month(month, state)
+    page = _trial(state, trial, chosen)
+    assert viewer.user is not None
+    audit(
+        db,
+        actor=viewer.user.username,
+        action="report",
+        target=f"{trial} {chosen:%Y-%m}",
+        client=client_of(request),
+    )
+    return render(
+        request,
+        "trial.html",
+        viewer=viewer,
+        page=page,
+        month=chosen,
+        report=True,
+        previous=None,
+        following=None,
+    )
+
+
+@router.get("/trials/{trial}/charts/{name}.svg")
+def trial_chart(
+    trial: str, name: str, viewer: UserDep, state: StateDep, month: str | None = None
+) -> Response:
+    chosen = _month(month, state)
+    data = _figure(_trial(state, trial, chosen), name)
+    svg = bar_chart(data.bars, title=_(data.spec.title), unit=_(data.spec.unit))
+    return Response(svg, media_type="image/svg+xml")
+
+
+def figure_table(data: FigureData) -> Table:
+    per_day = data.spec.shape == "per_day"
+    return Table(
+        [
+            Column("day" if per_day else "hour", _("Day") if per_day else _("Hour (JST)")),
+            Column("value", _(data.spec.title), _(data.spec.unit)),
+        ],
+        [{"day" if per_day else "hour": int(label), "value": value} for label, value in data.bars],
+    )
+
+
+@router.get("/trials/{trial}/figures/{name}.{fmt}")
+def trial_figure_export(
+    request: Request,
+    trial: str,
+    name: str,
+    fmt: str,
+    viewer: UserDep,
+    state: StateDep,
+    db: DbDep,
+    month: str | None = None,
+) -> Response:
+    if fmt not in FORMATS:
+        raise HTTPException(404, f"no export as .{fmt}: use .csv, .excel.csv or .json")
+    chosen = _month(month, state)
+    data = _figure(_trial(state, trial, chosen), name)
+    assert viewer.user is not None
+    audit(
+        db,
+        actor=viewer.user.username,
+        action="export",
+        target=f"trials/{trial}/{name}.{fmt}",
+        client=client_of(request),
+        month=f"{chosen:%Y-%m}",
+    )
+    return table_response(figure_table(data), fmt=fmt, filename=f"{trial}-{name}-{chosen:%Y-%m}")

@@ -1,0 +1,250 @@
+"""A trial's page: what it measures, where, and its main figures for a month.
+
+Figures come from the points the collector tagged with the trial (from the fleet manifest),
+bucketed per hour in the store and folded here into the city's days (a store's day buckets
+are UTC days) or into hours of the day. The kiosk trial is read from ``kiosk_usage`` only:
+counts per period, small ones suppressed on the kiosk, never a resident's session.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import KW_ONLY, dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from cloud.fleet import Fleet, Trial
+from cloud.store.read import AggregateFn, ReadSide
+from cloud.web.i18n import N_
+from cloud.web.views.completeness import month_range
+
+Shape = Literal["per_day", "per_hour_of_day"]
+
+
+@dataclass(frozen=True, slots=True)
+class FigureSpec:
+    """One figure of a trial: ``fn`` of ``field`` of ``measurement`` (points whose tags match
+    ``where``), per day of the month or per hour of the day (averaged over the month's days).
+
+    ``title`` and ``unit`` are English message ids, translated when shown.
+    """
+
+    name: str
+    title: str
+    unit: str
+    _: KW_ONLY
+    measurement: str
+    #: The field aggregated; several (their buckets added up) for a count of points whose
+    #: fields differ, such as health checks from different devices.
+    fields: tuple[str, ...]
+    fn: AggregateFn
+    shape: Shape
+    where: tuple[tuple[str, str], ...] = ()
+    #: Multiply each bucket's value (e.g. seconds occupied -> hours).
+    scale: float = 1.0
+
+
+#: The figures of each kind of trial, by the kind of node it runs.
+FIGURES: dict[str, tuple[FigureSpec, ...]] = {
+    "restroom": (
+        FigureSpec(
+            "visits_per_day",
+            N_("Visits per day"),
+            N_("visits"),
+            measurement="visit",
+            fields=("duration_s",),
+            fn="count",
+            shape="per_day",
+        ),
+        FigureSpec(
+            "occupancy_by_hour",
+            N_("Occupied stall-hours by hour of day"),
+            N_("hours"),
+            measurement="occupancy",
+            fields=("occupied_s",),
+            fn="sum",
+            shape="per_hour_of_day",
+            scale=1 / 3600,
+        ),
+        FigureSpec(
+            "help_calls_by_hour",
+            N_("Help calls by hour of day"),
+            N_("calls"),
+            measurement="help_call",
+            fields=("pressed",),
+            fn="count",
+            shape="per_hour_of_day",
+        ),
+        FigureSpec(
+            "health_checks_per_day",
+            N_("Health-check uses per day"),
+            N_("uses"),
+            measurement="health_check",
+            fields=("weight_kg", "systolic_mmhg", "temperature_c"),
+            fn="count",
+            shape="per_day",
+        ),
+    ),
+    "vehicle": (
+        FigureSpec(
+            "trips_per_day",
+            N_("Trips per day"),
+            N_("trips"),
+            measurement="trip",
+            fields=("distance_m",),
+            fn="count",
+            shape="per_day",
+        ),
+        FigureSpec(
+            "distance_per_day",
+            N_("Distance ridden per day"),
+            N_("km"),
+            measurement="trip",
+            fields=("distance_m",),
+            fn="sum",
+            shape="per_day",
+            scale=1 / 1000,
+        ),
+        FigureSpec(
+            "battery_by_hour",
+            N_("Mean battery by hour of day"),
+            N_("%"),
+            measurement="ride",
+            fields=("battery_pct",),
+            fn="mean",
+            shape="per_hour_of_day",
+        ),
+    ),
+    "station": (
+        FigureSpec(
+            "arrivals_per_day",
+            N_("Vehicle arrivals per day"),
+            N_("arrivals"),
+            measurement="vehicle_arrived",
+            fields=("odometer_m",),
+            fn="count",
+            shape="per_day",
+        ),
+    ),
+    "kiosk": (
+        FigureSpec(
+            "sessions_per_day",
+            N_("Kiosk sessions per day"),
+            N_("sessions"),
+            measurement="kiosk_usage",
+            fields=("count",),
+            fn="sum",
+            shape="per_day",
+            where=(("dimension", "sessions"),),
+        ),
+        FigureSpec(
+            "consultations_per_day",
+            N_("Consultations requested per day"),
+            N_("consultations"),
+            measurement="kiosk_usage",
+            fields=("count",),
+            fn="sum",
+            shape="per_day",
+            where=(("dimension", "consultations"),),
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FigureData:
+    spec: FigureSpec
+    #: (label, value): day of month "1".."31" or hour "0".."23"; None where nothing came.
+    bars: list[tuple[str, float | None]]
+
+    @property
+    def total(self) -> float:
+        return sum(v for _l, v in self.bars if v is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class TrialPage:
+    trial: Trial
+    kinds: list[str]
+    sites: list[tuple[str, str, int]]  # id, name, nodes
+    figures: list[FigureData]
+    daily_points: list[tuple[date, int]]  # readings stored per day
+
+
+def _hourly(
+    store: ReadSide, spec: FigureSpec, trial: str, start: datetime, end: datetime
+) -> list[tuple[datetime, float]]:
+    if spec.fn == "mean" and len(spec.fields) > 1:
+        raise ValueError(f"figure {spec.name}: a mean is of one field")
+    summed: dict[datetime, float] = defaultdict(float)
+    for name in spec.fields:
+        for b in store.aggregate(
+            spec.measurement,
+            name,
+            fn=spec.fn,
+            every=timedelta(hours=1),
+            by="trial",
+            since=start,
+            until=end,
+            where=dict(spec.where) or None,
+        ):
+            if b.group == trial:
+                summed[b.start] += float(b.value) * spec.scale
+    return sorted(summed.items())
+
+
+def figure(
+    store: ReadSide, spec: FigureSpec, trial: str, month: date, zone: ZoneInfo
+) -> FigureData:
+    start, end, days = month_range(month, zone)
+    hourly = _hourly(store, spec, trial, start, end)
+    if spec.shape == "per_day":
+        per_day: dict[date, float] = defaultdict(float)
+        seen: set[date] = set()
+        for at, value in hourly:
+            day = at.astimezone(zone).date()
+            seen.add(day)
+            if spec.fn == "mean":
+                raise ValueError("a per-day figure sums its hours; use sum or count")
+            per_day[day] += value
+        bars = [(str(d.day), per_day[d] if d in seen else None) for d in days]
+    else:
+        by_hour: dict[int, list[float]] = defaultdict(list)
+        for at, value in hourly:
+            by_hour[at.astimezone(zone).hour].append(value)
+        # The mean over the days the hour had data: a typical day, not a month's total.
+        bars = [
+            (str(h), sum(by_hour[h]) / len(by_hour[h]) if by_hour[h] else None) for h in range(24)
+        ]
+    return FigureData(spec, bars)
+
+
+def trial_page(
+    store: ReadSide, fleet: Fleet, trial_id: str, *, month: date, zone: ZoneInfo
+) -> TrialPage | None:
+    trial = next((t for t in fleet.trials if t.id == trial_id), None)
+    if trial is None:
+        return None
+    nodes = [n for n in fleet.nodes if n.trial == trial_id]
+    kinds = sorted({str(n.kind) for n in nodes})
+    sites = [
+        (s.id, s.name, sum(1 for n in nodes if n.site == s.id))
+        for s in fleet.sites
+        if s.trial == trial_id
+    ]
+    figures = [
+        figure(store, spec, trial_id, month, zone) for k in kinds for spec in FIGURES.get(k, ())
+    ]
+    start, end, days = month_range(month, zone)
+    per_day: dict[date, int] = defaultdict(int)
+    for b in store.aggregate(
+        "link", "readings", fn="sum", every=timedelta(hours=1), by="node", since=start, until=end
+    ):
+        if b.group in {n.id for n in nodes}:
+            per_day[b.start.astimezone(zone).date()] += int(b.value)
+    return TrialPage(trial, kinds, sites, figures, [(d, per_day.get(d, 0)) for d in days])
+
+
+def utc(at: datetime) -> datetime:
+    return at.astimezone(UTC)
