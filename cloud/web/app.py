@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cloud.errors import StoreError
+from cloud.errors import StoreError, StoreUnavailable
 from cloud.store import ReadableStore
 from cloud.web.accounts import utcnow
 from cloud.web.db import Database
@@ -101,11 +101,15 @@ def create_app(
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> Response:
-        log.warning("web_store_unavailable", path=request.url.path, error=str(exc))
-        state.forget_store()
+        # Down (503: try again) or refusing what it was asked (502: our query, not the input,
+        # since every input is checked before it reaches the store).
+        status = 503 if isinstance(exc, StoreUnavailable) else 502
+        log.warning("web_store_failed", path=request.url.path, status=status, error=str(exc))
+        if status == 503:
+            state.forget_store()
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": f"the store is unavailable: {exc}"}, status_code=503)
-        return render_error(request, 503, "store_unavailable", str(exc))
+            return JSONResponse({"detail": f"the store failed: {exc}"}, status_code=status)
+        return render_error(request, status, "store_unavailable", str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

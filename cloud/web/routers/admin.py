@@ -10,7 +10,7 @@ from cloud.web.db.models import ApiToken, AuditEvent, User
 from cloud.web.deps import AdminDep, DbDep
 from cloud.web.render import render
 
-router = APIRouter(prefix="/admin")
+router = APIRouter(prefix="/admin", include_in_schema=False)
 
 
 @router.get("")

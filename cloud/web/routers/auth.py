@@ -15,7 +15,7 @@ from cloud.web.render import render
 from cloud.web.security import LANG_COOKIE, PRE_CSRF_COOKIE, new_token, session_cookie_name
 
 log = structlog.get_logger(__name__)
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 
 
 def safe_next(target: str | None) -> str:

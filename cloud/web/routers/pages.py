@@ -3,6 +3,7 @@ and JSON at the same address with another extension."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,9 @@ from cloud.web.views.node import node_page
 from cloud.web.views.trials import FigureData, TrialPage, trial_page
 from protocol.limits import NODE_ID
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
+#: A month in a URL: 2000-01 to 2099-12.
+MONTH = re.compile(r"^20\d\d-(0[1-9]|1[0-2])$")
 
 
 def _fleet(state: StateDep) -> list[NodeStatus]:
@@ -111,11 +114,9 @@ def fleet_export(
 def _month(value: str | None, state: StateDep) -> date:
     if not value:
         return state.clock().astimezone(ZoneInfo(state.config.web.timezone)).date().replace(day=1)
-    try:
-        year, month = value.split("-")
-        return date(int(year), int(month), 1)
-    except ValueError:
-        raise HTTPException(422, f"month {value!r} must be YYYY-MM, e.g. 2026-03") from None
+    if not MONTH.fullmatch(value):
+        raise HTTPException(422, f"month {value!r} must be YYYY-MM from 2000 on, e.g. 2026-03")
+    return date(int(value[:4]), int(value[5:]), 1)
 
 
 def _node_param(node: str | None) -> str | None:
