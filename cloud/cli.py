@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 import structlog
 import typer
 
+from cloud.web.cli import _one_line_errors as _one_line_errors_web
 from cloud.web.cli import app as web_app
+from cloud.web.cli import grafana as grafana_command
 from protocol.errors import MachikadoError
 from protocol.logs import configure
 
@@ -40,6 +42,7 @@ deadletter_app = typer.Typer(help="Messages the collector could not store.", no_
 app.add_typer(deadletter_app, name="deadletter")
 # Its module loads the web stack (FastAPI, SQLAlchemy) only when a web command runs.
 app.add_typer(web_app, name="web")
+app.command("grafana")(_one_line_errors_web(grafana_command))
 
 ConfigOption = typer.Option(..., "--config", "-c", help="The collector's TOML config.")
 

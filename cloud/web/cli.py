@@ -165,3 +165,16 @@ def migrate(config: Path = ConfigOption) -> None:
     cfg = _load(config)
     db = _database(cfg)
     typer.echo(f"web database at revision {db.revision()}")
+
+
+def grafana(
+    out: Annotated[Path, typer.Option(help="The folder to write the bundle into.")],
+    config: Path = ConfigOption,
+) -> None:
+    """Write Grafana provisioning: the store as a data source, a dashboard per trial."""
+    from cloud.fleet import load_fleet
+    from cloud.web.grafana import write_bundle
+
+    cfg = _load(config)
+    written = write_bundle(out, load_fleet(cfg.fleet.manifest), cfg.store)
+    typer.echo(f"{len(written)} files written under {out}")
