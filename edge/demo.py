@@ -33,6 +33,7 @@ import itertools
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -93,6 +94,8 @@ COLLECTOR_DRAIN_S = 10.0
 COLLECTOR_STOP_S = 20.0
 #: How long the kiosk may take to close its window and flush its outbox.
 KIOSK_STOP_S = 30.0
+#: How long the web app may take to finish its requests and end.
+WEB_STOP_S = 10.0
 #: A status file older than this means the collector is stuck: shown as down.
 STATUS_STALE_S = 5.0
 
@@ -373,6 +376,65 @@ def plan_cloud(
     return plan
 
 
+@dataclass(frozen=True)
+class WebPlan:
+    """The demo's web app: its config, where the demo login's password is, its address."""
+
+    config: Path
+    password_file: Path
+    url: str
+    log: Path
+    user: str = "demo"
+
+
+def plan_web(state_dir: Path, cloud: CloudPlan, *, port: int) -> WebPlan:
+    """Write the web app's config under ``<state-dir>/cloud``: it reads the collector's store
+    and manifest; its own database sits beside them. The demo login's password is a new random
+    one in a file of mode 0600."""
+    directory = cloud.config.parent
+    plan = WebPlan(
+        config=directory / "web.toml",
+        password_file=directory / "web-password",
+        url=f"http://{HOST}:{port}/",
+        log=state_dir.resolve() / "web.log",
+    )
+    config = {
+        "web": {"host": HOST, "port": port, "refresh_s": 5},
+        "database": {"url": f"sqlite:///{directory / 'web.sqlite'}"},
+        "store": {"kind": "sqlite", "path": cloud.store},
+        "fleet": {"manifest": cloud.manifest},
+    }
+    plan.config.write_text(toml_text(config), encoding="utf-8")
+    plan.password_file.unlink(missing_ok=True)
+    fd = os.open(plan.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secrets.token_urlsafe(12) + "\n")
+    return plan
+
+
+def web_command(plan: WebPlan) -> list[str]:
+    """``machikado cloud web`` on the demo's config, by the running Python."""
+    return [
+        *(sys.executable, "-m", "protocol.cli", "--log-level", "info"),
+        *("cloud", "web", "--config", str(plan.config)),
+    ]
+
+
+async def add_demo_login(plan: WebPlan) -> None:
+    """Make the demo's admin account (its database is new with the state dir)."""
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "protocol.cli", "cloud", "web", "adduser", plan.user),
+        *("--config", str(plan.config), "--role", "admin", "--display-name", "Demo admin"),
+        *("--password-file", str(plan.password_file)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=child_env(),
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0 and b"exists already" not in out:
+        raise EdgeError(f"demo: cannot make the web login: {out.decode(errors='replace').strip()}")
+
+
 def plan_kiosk(config_dir: Path, state_dir: Path, *, port: int) -> tuple[str, Path]:
     """The kiosk's id and its config, written from the sample and pointed at the demo broker."""
     sample_path = config_dir / "nodes" / KIOSK_SAMPLE
@@ -425,6 +487,16 @@ def free_port(host: str = HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def port_free(port: int, host: str = HOST) -> bool:
+    """Whether ``port`` on ``host`` can be listened on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @asynccontextmanager
@@ -838,6 +910,8 @@ class DemoOptions:
     live: bool = True
     kiosk: bool = False
     kiosk_reason: str = "off: --no-kiosk"
+    web: bool = True
+    web_port: int = 0
 
 
 @dataclass
@@ -849,6 +923,8 @@ class Services:
     kiosk: Child | None
     kiosk_id: str
     kiosk_reason: str
+    web: Child | None = None
+    web_plan: WebPlan | None = None
 
     def kiosk_text(self, held: Mapping[str, int] | None = None) -> str:
         """The kiosk's line in the footer; ``held``: what the store has of it, if anything."""
@@ -929,12 +1005,19 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event, console: Console) 
     plan = plan_cloud(options.config_dir, state_dir, port=port, node_ids=node_ids)
     # A status file of an earlier run would say "subscribed" before this collector is.
     plan.status.unlink(missing_ok=True)
+    web_plan = (
+        plan_web(state_dir, plan, port=options.web_port or free_port()) if options.web else None
+    )
     services = Services(
         plan=plan,
         collector=Child("collector", collector_command(plan), log_path=plan.log),
         kiosk=kiosk,
         kiosk_id=kiosk_id,
         kiosk_reason=options.kiosk_reason,
+        web=None
+        if web_plan is None
+        else Child("web", web_command(web_plan), log_path=web_plan.log),
+        web_plan=web_plan,
     )
     broker_address = f"mqtt://{HOST}:{port}"
     nodes: list[DemoNode] = []
@@ -947,6 +1030,9 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event, console: Console) 
             if kiosk is not None:
                 kivy_home = str(state_dir.resolve() / "kivy")
                 kiosk.start(child_env(KIVY_NO_ARGS="1", KIVY_HOME=kivy_home, KIVY_NO_FILELOG="1"))
+            if services.web is not None and web_plan is not None:
+                await add_demo_login(web_plan)
+                services.web.start(child_env())
             try:
                 nodes = [DemoNode(cfg) for cfg in configs]
                 _announce(console, options, broker_address, port, nodes, services)
@@ -962,6 +1048,8 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event, console: Console) 
                         if isinstance(result, BaseException):
                             log.error("demo_node_failed", node=node.node, error=repr(result))
             finally:
+                if services.web is not None:
+                    await services.web.stop(grace_s=WEB_STOP_S)
                 if kiosk is not None:
                     await kiosk.stop(grace_s=KIOSK_STOP_S)
         finally:
@@ -988,6 +1076,11 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event, console: Console) 
             "reason": options.kiosk_reason,
             "exit_status": None if kiosk is None else kiosk.returncode,
             "log": None if kiosk is None else str(kiosk.log_path),
+        },
+        "web": {
+            "url": None if web_plan is None else web_plan.url,
+            "exit_status": None if services.web is None else services.web.returncode,
+            "log": None if web_plan is None else str(web_plan.log),
         },
         "cloud_nodes": cloud.nodes,
         "nodes": [asdict(r) for r in rows],
@@ -1020,6 +1113,13 @@ def _announce(
         f"(log {services.plan.log}); kiosk {services.kiosk_text()}",
         highlight=False,
     )
+    if services.web_plan is not None:
+        web = services.web_plan
+        console.print(
+            f"web app for city staff: {web.url}  login: {web.user}, password in "
+            f"{web.password_file} (log {web.log})",
+            highlight=False,
+        )
     console.print(
         f"{len(nodes)} nodes ({', '.join(f'{n} {k}' for k, n in kinds.items() if n)}), "
         f"speed {options.speed:g}x, state in {options.state_dir}, logs in "
@@ -1125,6 +1225,10 @@ def demo(
         None, "--live/--no-live", help="Live table, or a summary line every few seconds."
     ),
     kiosk: bool | None = KioskOption,
+    web: bool = typer.Option(True, "--web/--no-web", help="The web app for city staff."),
+    web_port: int = typer.Option(
+        8100, help="The web app's port on 127.0.0.1 (a free one if taken; 0: any).", min=0
+    ),
     state_dir: Path = StateDirOption,
     fresh: bool = typer.Option(False, help="Wipe the state dir first (new streams, empty store)."),
     config_dir: Path | None = ConfigDirOption,
@@ -1141,6 +1245,8 @@ def demo(
         live=sys.stdout.isatty() if live is None else live,
         kiosk=with_kiosk,
         kiosk_reason=why,
+        web=web,
+        web_port=web_port if web_port and port_free(web_port) else 0,
     )
     # Check the configs before anything starts, so a bad one is one line and nothing to undo.
     plan_nodes(options.config_dir, options.state_dir, count=nodes, port=port or 1883, speed=speed)

@@ -47,6 +47,7 @@ def bar_chart(
     *,
     title: str,
     unit: str,
+    integers: bool = False,
     width_in: float = 9.0,
     height_in: float = 3.2,
 ) -> bytes:
@@ -64,6 +65,10 @@ def bar_chart(
         step = max(1, len(bars) // 16)
         ax.set_xticks(xs[::step], [label for label, _v in bars][::step])
         ax.set_ylabel(unit)
+        if integers:  # a count of 1 is not drawn on an axis of 0.2 steps
+            from matplotlib.ticker import MaxNLocator
+
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="y", color=GRID, linewidth=0.6)
         ax.set_axisbelow(True)
         for side in ("top", "right"):

@@ -33,6 +33,8 @@ def render(
         now=state.clock(),
         path=request.url.path,
         refresh_s=state.config.web.refresh_s,
+        trial_names={t.id: t.name for t in state.fleet.trials},
+        site_names={x.id: x.name for x in state.fleet.sites},
         **context,
     )
     return HTMLResponse(html, status_code=status, headers=headers)

@@ -50,7 +50,7 @@ def _points(fleet_path: Path) -> list[Point]:
         elif n.kind == "station":
             out.append(Point("vehicle_arrived", {**tags, "vehicle": "7"}, {"odometer_m": 1.0}, t))
         elif n.kind == "kiosk":
-            for dim in ("sessions", "consultations"):
+            for dim in ("sessions", "consultation"):
                 out.append(
                     Point(
                         "kiosk_usage",

@@ -370,7 +370,12 @@ def trial_chart(
 ) -> Response:
     chosen = _month(month, state)
     data = _figure(_trial(state, trial, chosen), name)
-    svg = bar_chart(data.bars, title=_(data.spec.title), unit=_(data.spec.unit))
+    svg = bar_chart(
+        data.bars,
+        title=_(data.spec.title),
+        unit=_(data.spec.unit),
+        integers=data.spec.fn in ("count", "sum") and data.spec.scale == 1.0,
+    )
     return Response(svg, media_type="image/svg+xml")
 
 

@@ -43,6 +43,8 @@ class FigureSpec:
     where: tuple[tuple[str, str], ...] = ()
     #: Multiply each bucket's value (e.g. seconds occupied -> hours).
     scale: float = 1.0
+    #: What a reader must know to read the figure right (shown under it).
+    note: str = ""
 
 
 #: The figures of each kind of trial, by the kind of node it runs.
@@ -137,6 +139,10 @@ FIGURES: dict[str, tuple[FigureSpec, ...]] = {
             fn="sum",
             shape="per_day",
             where=(("dimension", "sessions"),),
+            note=N_(
+                "Counted on the kiosk per hour; an hour with fewer than k sessions is sent as "
+                "'<k' and is not in these sums."
+            ),
         ),
         FigureSpec(
             "consultations_per_day",
@@ -146,7 +152,11 @@ FIGURES: dict[str, tuple[FigureSpec, ...]] = {
             fields=("count",),
             fn="sum",
             shape="per_day",
-            where=(("dimension", "consultations"),),
+            where=(("dimension", "consultation"),),
+            note=N_(
+                "Counted on the kiosk per hour; an hour with fewer than k requests is sent as "
+                "'<k' and is not in these sums."
+            ),
         ),
     ),
 }
