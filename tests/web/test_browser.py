@@ -222,7 +222,16 @@ def test_a_form_without_its_csrf_token_is_refused_and_staff_cannot_reach_admin(
     page.context.close()
 
 
-PAGES = ["/", "/trials", "/trials/chaos-trial", "/completeness", f"/nodes/{NODE}", "/admin"]
+PAGES = [
+    "/",
+    "/trials",
+    "/trials/chaos-trial",
+    "/trials/chaos-trial/report",
+    "/completeness",
+    f"/nodes/{NODE}",
+    "/admin",
+    "/admin/audit",
+]
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])

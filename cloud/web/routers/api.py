@@ -15,7 +15,8 @@ from pydantic import AwareDatetime, BaseModel
 
 from cloud.errors import StoreError
 from cloud.store.read import check_name
-from cloud.web.deps import ApiDep, StateDep
+from cloud.web.deps import ApiDep, DbDep, StateDep
+from cloud.web.settings_store import effective_web
 from cloud.web.views.completeness import completeness_month
 from cloud.web.views.fleet import fleet_status
 from cloud.web.views.trials import trial_page
@@ -135,9 +136,9 @@ def _month(value: str | None, state: StateDep) -> date:
 
 
 @router.get("/nodes", response_model=NodesOut)
-def api_nodes(token: ApiDep, state: StateDep) -> NodesOut:
+def api_nodes(token: ApiDep, state: StateDep, db: DbDep) -> NodesOut:
     """Every node: its state from data, last data time and its last reports."""
-    web = state.config.web
+    web = effective_web(state, db)
     rows = fleet_status(
         state.read_side(),
         state.fleet,

@@ -16,6 +16,7 @@ from cloud.web.deps import DbDep, StateDep, UserDep, client_of
 from cloud.web.exports import FORMATS, Column, Table, json_rows, table_response
 from cloud.web.i18n import gettext_ as _
 from cloud.web.render import render
+from cloud.web.settings_store import effective_web
 from cloud.web.views.completeness import NodeDays, completeness_month
 from cloud.web.views.fleet import NodeStatus, fleet_status, state_counts
 from cloud.web.views.node import node_page
@@ -27,8 +28,8 @@ router = APIRouter(include_in_schema=False)
 MONTH = re.compile(r"^20\d\d-(0[1-9]|1[0-2])$")
 
 
-def _fleet(state: StateDep) -> list[NodeStatus]:
-    web = state.config.web
+def _fleet(state: StateDep, db: DbDep) -> list[NodeStatus]:
+    web = effective_web(state, db)
     return fleet_status(
         state.read_side(),
         state.fleet,
@@ -75,17 +76,17 @@ def fleet_table(rows: list[NodeStatus]) -> Table:
 
 
 @router.get("/")
-def fleet_page(request: Request, viewer: UserDep, state: StateDep) -> Response:
-    rows = _fleet(state)
+def fleet_page(request: Request, viewer: UserDep, state: StateDep, db: DbDep) -> Response:
+    rows = _fleet(state, db)
     return render(
         request, "fleet.html", viewer=viewer, rows=rows, counts=state_counts(rows), partial=False
     )
 
 
 @router.get("/fleet/table")
-def fleet_partial(request: Request, viewer: UserDep, state: StateDep) -> Response:
+def fleet_partial(request: Request, viewer: UserDep, state: StateDep, db: DbDep) -> Response:
     """The fleet table alone, for htmx's refresh."""
-    rows = _fleet(state)
+    rows = _fleet(state, db)
     return render(request, "_fleet_table.html", viewer=viewer, rows=rows, counts=state_counts(rows))
 
 
@@ -95,7 +96,7 @@ def fleet_export(
 ) -> Response:
     if fmt not in FORMATS:
         raise HTTPException(404, f"no export as .{fmt}: use .csv, .excel.csv or .json")
-    table = fleet_table(_fleet(state))
+    table = fleet_table(_fleet(state, db))
     assert viewer.user is not None
     audit(
         db,
@@ -266,9 +267,9 @@ def completeness_export(
 
 
 @router.get("/nodes/{node}")
-def node_view(request: Request, node: str, viewer: UserDep, state: StateDep) -> Response:
+def node_view(request: Request, node: str, viewer: UserDep, state: StateDep, db: DbDep) -> Response:
     picked = _node_param(node) or ""
-    web = state.config.web
+    web = effective_web(state, db)
     page = node_page(
         state.read_side(),
         state.fleet,
