@@ -37,6 +37,9 @@ def templates_env() -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_callables(gettext_, ngettext_, newstyle=True)  # type: ignore[attr-defined]
+    # Words that come from data (a kind, a unit, a figure's title) are translated with ``tr``:
+    # newstyle gettext formats its result with %, which a unit such as "%" cannot pass.
+    env.globals["tr"] = gettext_
     return env
 
 

@@ -16,6 +16,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from cloud.fleet import load_fleet
+from cloud.store.base import Point
+from cloud.store.read import to_ns
 from cloud.store.sqlite import SqliteStore
 from cloud.web.accounts import create_user
 from cloud.web.app import create_app
@@ -27,6 +30,51 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "firmware_config" / "fleet.toml"
 NOW = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
 PASSWORD = "a long enough password"
+
+
+def fleet_points(fleet_path: Path, at: datetime) -> list[Point]:
+    """A point of every figure of every node of a manifest, at about ``at``."""
+    fleet = load_fleet(fleet_path)
+    out: list[Point] = []
+    for i, n in enumerate(fleet.nodes):
+        tags = {"node": n.id, "trial": n.trial, "site": n.site}
+        t = to_ns(at + timedelta(minutes=i))
+        out.append(
+            Point(
+                "link",
+                {"node": n.id, "stream": "s-aaaaaaaa"},
+                {"seq": 1, "readings": 3, "latency_s": 0.2},
+                t,
+            )
+        )
+        out.append(Point("node_health", tags, {"outbox_readings": 12}, t))
+        if n.kind == "restroom":
+            out += [
+                Point("visit", {**tags, "stall": "1"}, {"duration_s": 80.0}, t),
+                Point("occupancy", {**tags, "stall": "1"}, {"occupied_s": 600.0}, t),
+                Point("help_call", tags, {"pressed": True}, t),
+                Point("health_check", {**tags, "device": "scale"}, {"weight_kg": 61.5}, t),
+                Point("health_check", {**tags, "device": "bp"}, {"systolic_mmhg": 121.0}, t),
+                Point("health_check", {**tags, "device": "thermo"}, {"temperature_c": 36.4}, t),
+            ]
+        elif n.kind == "vehicle":
+            out += [
+                Point("trip", tags, {"distance_m": 1800.0, "duration_s": 600.0}, t),
+                Point("ride", tags, {"battery_pct": 71.0, "speed_mps": 4.0}, t),
+            ]
+        elif n.kind == "station":
+            out.append(Point("vehicle_arrived", {**tags, "vehicle": "7"}, {"odometer_m": 1.0}, t))
+        elif n.kind == "kiosk":
+            for dim in ("sessions", "consultation"):
+                out.append(
+                    Point(
+                        "kiosk_usage",
+                        {**tags, "dimension": dim, "value": "all"},
+                        {"count": 6, "count_text": "6"},
+                        t,
+                    )
+                )
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from cloud.errors import StoreUnavailable
 from cloud.store.base import Point
 from cloud.store.read import to_ns
-from tests.web.conftest import NOW, PASSWORD, Web, csrf_of
+from tests.web.conftest import MANIFEST, NOW, PASSWORD, Web, csrf_of, fleet_points
 
 
 def _link(node: str, minutes_ago: float, seq: int = 1) -> Point:
@@ -289,3 +290,22 @@ def test_a_trial_page_shows_its_figures_as_chart_table_and_export(web: Web) -> N
     assert "monthly report" in report.text
     assert client.get("/trials/nope").status_code == 404
     assert client.get("/trials/restroom-health/figures/nope.csv").status_code == 404
+
+
+@pytest.mark.parametrize("trial", ["restroom-health", "micro-mobility", "resident-kiosk"])
+def test_every_trial_page_and_chart_renders_with_data_in_both_languages(
+    web: Web, trial: str
+) -> None:
+    web.store.write(fleet_points(MANIFEST, NOW - timedelta(hours=5)))
+    for language in ("ja", "en"):
+        client = web.login(f"user-{language}", language=language)
+        page = client.get(f"/trials/{trial}?month=2026-12")
+        assert page.status_code == 200, page.text
+        charts = re.findall(r'src="(/trials/[^"]+\.svg\?month=2026-12)"', page.text)
+        assert charts, "no chart on the page"
+        for chart in charts:
+            answer = client.get(chart.replace("&amp;", "&"))
+            assert answer.status_code == 200
+            assert answer.content.startswith(b"<?xml")
+        report = client.get(f"/trials/{trial}/report?month=2026-12")
+        assert report.status_code == 200
