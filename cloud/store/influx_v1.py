@@ -158,7 +158,7 @@ class InfluxV1Store(InfluxQLReader):
         self._gzip = gzip_body
         self._db_ready = False
         self._lock = threading.Lock()
-        super().__init__(self._select)
+        super().__init__(self._select, self._select_many)
 
     @property
     def url(self) -> str:
@@ -241,17 +241,23 @@ class InfluxV1Store(InfluxQLReader):
         self._http.close()
 
     def _select(self, q: str) -> list[Series]:
+        return self._select_many([q])[0]
+
+    def _select_many(self, statements: list[str]) -> list[list[Series]]:
+        """Each statement's series, all sent in one request."""
+        if not statements:
+            return []
         params = {"db": self.database}
         if self.retention_policy:
             params["rp"] = self.retention_policy
         try:
-            results = self._http.query(q, params)
+            results = self._http.query(";\n".join(statements), params)
         except StoreError as exc:
             # Nothing written yet: the database is created by the first write.
             if "database not found" in str(exc):
-                return []
+                return [[] for _ in statements]
             raise
-        return results[0] if results else []
+        return [results[i] if i < len(results) else [] for i in range(len(statements))]
 
     def query(self, q: str) -> list[Series]:
         """Run one InfluxQL statement against this store's database (for tools and tests)."""

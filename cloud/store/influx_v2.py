@@ -84,7 +84,7 @@ class InfluxV2Store(InfluxQLReader):
         db, _, rp = bucket.partition("/")
         self._query_params = {"db": db, **({"rp": rp} if rp else {})}
         self._lock = threading.Lock()
-        super().__init__(self._select)
+        super().__init__(self._select, self._select_many)
 
     def write(self, points: Sequence[Point]) -> None:
         """Store ``points`` durably, in requests of at most :data:`MAX_BODY_BYTES`."""
@@ -128,8 +128,14 @@ class InfluxV2Store(InfluxQLReader):
         self._http.close()
 
     def _select(self, q: str) -> list[Series]:
-        results = self._http.query(q, self._query_params)
-        return results[0] if results else []
+        return self._select_many([q])[0]
+
+    def _select_many(self, statements: list[str]) -> list[list[Series]]:
+        """Each statement's series, all sent in one request."""
+        if not statements:
+            return []
+        results = self._http.query(";\n".join(statements), self._query_params)
+        return [results[i] if i < len(results) else [] for i in range(len(statements))]
 
     def query(self, q: str) -> list[Series]:
         """Run one InfluxQL statement against the bucket (for tools and tests)."""

@@ -9,6 +9,7 @@ stores give it a function that runs one statement and returns its series.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from cloud.store.read import (
     LatestRow,
     check_name,
     every_ns,
+    from_ns,
     to_ns,
 )
 
@@ -81,6 +83,10 @@ def parse_results(documents: list[dict[str, Any]]) -> list[list[Series]]:
 
 #: Runs one InfluxQL statement against the store's database and returns its series.
 QueryFn = Callable[[str], list[Series]]
+#: Runs several statements in one request and returns each one's series, in order.
+ManyFn = Callable[[list[str]], list[list[Series]]]
+#: How long a measurement's field types are trusted (they change only with a new shard).
+_TYPES_TTL_S = 60.0
 
 
 def _time_where(since: datetime | None, until: datetime | None) -> list[str]:
@@ -104,15 +110,23 @@ class InfluxQLReader:
     {}
     """
 
-    def __init__(self, query: QueryFn) -> None:
+    def __init__(self, query: QueryFn, query_many: ManyFn | None = None) -> None:
         self._query = query
+        self._query_many: ManyFn = query_many or (lambda qs: [query(q) for q in qs])
+        self._types: dict[str, tuple[float, dict[str, str]]] = {}
 
     def _field_types(self, measurement: str) -> dict[str, str]:
         """Field name -> "float" | "integer" | "string" | "boolean" (JSON hides 3.0 vs 3)."""
+        cached = self._types.get(measurement)
+        if cached is not None and time.monotonic() - cached[0] < _TYPES_TTL_S:
+            return cached[1]
         types: dict[str, str] = {}
         for s in self._query(f"SHOW FIELD KEYS FROM {quote_ident(measurement)}"):
             for name, kind in s.values:
                 types[name] = kind
+        if len(self._types) > 1000:
+            self._types.clear()
+        self._types[measurement] = (time.monotonic(), types)
         return types
 
     @staticmethod
@@ -159,11 +173,13 @@ class InfluxQLReader:
         since: datetime,
         until: datetime,
         where: Mapping[str, str] | None = None,
+        offset: timedelta = timedelta(0),
     ) -> list[Bucket]:
         if fn not in AGGREGATE_FNS:
             raise StoreError(f"aggregate {fn!r} is not one of {', '.join(AGGREGATE_FNS)}")
         check_name("field", field)
-        group = [f"time({every_ns(every) // 1000}u)"]
+        shift = offset // timedelta(microseconds=1)
+        group = [f"time({every_ns(every) // 1000}u{f', {shift}u' if shift else ''})"]
         if by is not None:
             group.append(quote_ident(check_name("tag", by)))
         conds = _time_where(since, until)
@@ -207,19 +223,30 @@ class InfluxQLReader:
                     counts[key] = counts.get(key, 0) + int(n)
         return counts
 
+    def first_time(self, measurement: str) -> datetime | None:
+        oldest: int | None = None
+        for name in self._field_types(measurement):
+            for s in self._query(
+                f"SELECT first({quote_ident(name)}) FROM {quote_ident(measurement)}"
+            ):
+                for time_ns, _value in s.values:
+                    oldest = int(time_ns) if oldest is None else min(oldest, int(time_ns))
+            break  # every point has its fields' first; one field is enough for a bound
+        return None if oldest is None else from_ns(oldest)
+
     def link_log(
         self, *, since: datetime, until: datetime, node: str | None = None
-    ) -> dict[tuple[str, str], dict[int, int]]:
+    ) -> dict[tuple[str, str], dict[int, tuple[int, int]]]:
         conds = _time_where(since, until)
         if node is not None:
             conds.append(f'"node" = {quote_literal(node)}')
-        q = f'SELECT "seq" FROM "link"{_where(conds)} GROUP BY "node", "stream"'
-        log: dict[tuple[str, str], dict[int, int]] = {}
+        q = f'SELECT "seq", "readings" FROM "link"{_where(conds)} GROUP BY "node", "stream"'
+        log: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
         for s in self._query(q):
             seqs = log.setdefault((s.tags.get("node", ""), s.tags.get("stream", "")), {})
-            for time_ns, seq in s.values:
-                if seq is not None:
-                    seqs.setdefault(int(seq), int(time_ns))  # rows come oldest first
+            for time_ns, seq, readings in s.values:
+                if seq is not None:  # rows come oldest first: the first delivery stays
+                    seqs.setdefault(int(seq), (int(time_ns), int(readings or 0)))
         return log
 
     def points(
@@ -266,16 +293,17 @@ class InfluxQLReader:
     ) -> dict[str, dict[str, LastValue]]:
         check_name("tag", by)
         types = self._field_types(measurement)
+        # InfluxQL answers an unknown field with nothing, but it costs a scan: asked for known
+        # fields only, one statement each (so each keeps its own time), in one request.
+        names = [check_name("field", name) for name in fields if name in types]
+        statements = [
+            f"SELECT last({quote_ident(name)}) FROM {quote_ident(measurement)}"
+            f"{_where(_time_where(since, None))} GROUP BY {quote_ident(by)}"
+            for name in names
+        ]
         found: dict[str, dict[str, LastValue]] = {}
-        for name in fields:
-            if name not in types:
-                continue  # InfluxQL answers an unknown field with nothing, but costs a scan
-            q = (
-                f"SELECT last({quote_ident(check_name('field', name))}) FROM "
-                f"{quote_ident(measurement)}{_where(_time_where(since, None))}"
-                f" GROUP BY {quote_ident(by)}"
-            )
-            for s in self._query(q):
+        for name, series in zip(names, self._query_many(statements), strict=True):
+            for s in series:
                 for time_ns, value in s.values:
                     if value is not None:
                         found.setdefault(s.tags.get(by, ""), {})[name] = LastValue(

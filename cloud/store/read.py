@@ -134,9 +134,12 @@ class ReadSide(Protocol):
         since: datetime,
         until: datetime,
         where: Mapping[str, str] | None = None,
+        offset: timedelta = timedelta(0),
     ) -> list[Bucket]:
         """``fn`` of ``field`` per ``every``-wide bucket and per value of tag ``by``, sorted;
-        only points whose tags equal ``where``'s values when given."""
+        only points whose tags equal ``where``'s values when given. Buckets start at the
+        epoch's multiples of ``every`` moved by ``offset`` (-9 h: days that start at midnight
+        in Japan)."""
         ...
 
     def count(
@@ -179,10 +182,15 @@ class ReadSide(Protocol):
         """The distinct seqs seen in ``link`` points, per (node, stream)."""
         ...
 
+    def first_time(self, measurement: str) -> datetime | None:
+        """When the oldest point of ``measurement`` is, or None when there is none."""
+        ...
+
     def link_log(
         self, *, since: datetime, until: datetime, node: str | None = None
-    ) -> dict[tuple[str, str], dict[int, int]]:
-        """Per (node, stream), each seq delivered in the range and its first ``link`` time (ns)."""
+    ) -> dict[tuple[str, str], dict[int, tuple[int, int]]]:
+        """Per (node, stream), each seq delivered in the range: its first ``link`` time (ns)
+        and how many readings the envelope held."""
         ...
 
     def points(

@@ -34,6 +34,7 @@ from cloud.store.read import (
     LatestRow,
     check_name,
     every_ns,
+    from_ns,
     to_ns,
 )
 
@@ -190,10 +191,12 @@ class SqliteStore:
         since: datetime,
         until: datetime,
         where: Mapping[str, str] | None = None,
+        offset: timedelta = timedelta(0),
     ) -> list[Bucket]:
         if fn not in AGGREGATE_FNS:
             raise StoreError(f"aggregate {fn!r} is not one of {', '.join(AGGREGATE_FNS)}")
         width = every_ns(every)
+        shift = offset // timedelta(microseconds=1) * 1000
         sql, args = _range(since, until)
         for tag, value in sorted((where or {}).items()):
             sql += f" AND json_extract(series, {_path('tag', tag)}) = ?"
@@ -203,12 +206,12 @@ class SqliteStore:
         )
         value = _path("field", field)
         rows = self._rows(
-            f"""SELECT time_ns - (((time_ns % ?) + ?) % ?) AS bucket, {group} AS grp,
+            f"""SELECT time_ns - ((((time_ns - ?) % ?) + ?) % ?) AS bucket, {group} AS grp,
                        {_SQL_FN[fn]}(json_extract(fields, {value}))
                 FROM points
                 WHERE measurement = ? AND json_type(fields, {value}) IS NOT NULL{sql}
                 GROUP BY bucket, grp ORDER BY bucket, grp""",
-            [width, width, width, measurement, *args],
+            [shift, width, width, width, measurement, *args],
         )
         buckets = []
         for start, grp, value in rows:
@@ -237,9 +240,13 @@ class SqliteStore:
         )
         return {str(grp): int(n) for grp, n in rows if n}
 
+    def first_time(self, measurement: str) -> datetime | None:
+        rows = self._rows("SELECT min(time_ns) FROM points WHERE measurement = ?", [measurement])
+        return None if not rows or rows[0][0] is None else from_ns(int(rows[0][0]))
+
     def link_log(
         self, *, since: datetime, until: datetime, node: str | None = None
-    ) -> dict[tuple[str, str], dict[int, int]]:
+    ) -> dict[tuple[str, str], dict[int, tuple[int, int]]]:
         where, args = _range(since, until)
         if node is not None:
             where += " AND json_extract(series, '$.node') = ?"
@@ -247,15 +254,19 @@ class SqliteStore:
         rows = self._rows(
             f"""SELECT coalesce(json_extract(series, '$.node'), ''),
                        coalesce(json_extract(series, '$.stream'), ''),
-                       json_extract(fields, '$.seq'), min(time_ns)
+                       json_extract(fields, '$.seq'), min(time_ns),
+                       max(json_extract(fields, '$.readings'))
                 FROM points WHERE measurement = 'link'{where}
                 GROUP BY 1, 2, 3""",
             args,
         )
-        log: dict[tuple[str, str], dict[int, int]] = {}
-        for n, stream, seq, time_ns in rows:
+        log: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+        for n, stream, seq, time_ns, readings in rows:
             if seq is not None:
-                log.setdefault((str(n), str(stream)), {})[int(seq)] = int(time_ns)
+                log.setdefault((str(n), str(stream)), {})[int(seq)] = (
+                    int(time_ns),
+                    int(readings or 0),
+                )
         return log
 
     def points(

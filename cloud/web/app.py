@@ -9,7 +9,9 @@ Run it with ``machikado cloud web --config PATH`` (:mod:`cloud.web.cli`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cloud.errors import StoreError, StoreUnavailable
+from cloud.errors import CloudError, StoreError, StoreUnavailable
 from cloud.store import ReadableStore
 from cloud.web.accounts import utcnow
 from cloud.web.db import Database
@@ -33,6 +35,9 @@ from cloud.web.settings import WebConfig
 from cloud.web.state import STATIC, WebState
 
 log = structlog.get_logger(__name__)
+
+#: How often the app looks for days to roll up (a day is rolled up once it has ended).
+ROLLUP_EVERY_S = 300.0
 
 
 class LanguageMiddleware:
@@ -79,7 +84,23 @@ def create_app(
     state.load_fleet()
     database.upgrade()
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        worker = threading.Thread(
+            target=_rollups, args=(state, stop), name="web-rollups", daemon=True
+        )
+        if config.web.rollups:
+            worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker.is_alive():
+                worker.join(30)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="machikado",
         version="1",
         docs_url=None,  # Swagger UI loads from a CDN; the OpenAPI document is enough
@@ -135,6 +156,19 @@ def create_app(
         return HTMLResponse(status_code=204)
 
     return app
+
+
+def _rollups(state: WebState, stop: threading.Event) -> None:
+    """Keep the daily rollups made while the app runs: at start, then every few minutes."""
+    while not stop.is_set():
+        try:
+            made = state.rollup_all(progress=lambda what: log.info("web_rollups", doing=what))
+            if made:
+                log.info("web_rollups_made", days=made)
+        except CloudError as exc:
+            log.warning("web_rollups_failed", error=str(exc))
+            state.forget_store()
+        stop.wait(ROLLUP_EVERY_S)
 
 
 def _db_password(config: WebConfig) -> str | None:

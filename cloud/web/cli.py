@@ -178,3 +178,24 @@ def grafana(
     cfg = _load(config)
     written = write_bundle(out, load_fleet(cfg.fleet.manifest), cfg.store)
     typer.echo(f"{len(written)} files written under {out}")
+
+
+@app.command()
+@_one_line_errors
+def rollup(config: Path = ConfigOption) -> None:
+    """Make the daily rollups of every day that has ended (the app also does this itself)."""
+    from rich.progress import Progress
+
+    from cloud.web.app import create_app
+
+    cfg = _load(config)
+    state = create_app(cfg).state.web
+    job = state.rollup_job()
+    first = job.first_day()
+    days = job.pending(first) if first is not None else []
+    with Progress(transient=True) as progress:
+        task = progress.add_task("daily rollups", total=len(days))
+        for day in days:
+            job.roll(day)
+            progress.advance(task)
+    typer.echo(f"{len(days)} days rolled up" + (f" from {first}" if first else " (no data yet)"))

@@ -69,6 +69,9 @@ class WebSection(BaseModel):
     expected_interval_s: dict[str, float] = Field(default_factory=dict)
     #: How often an open fleet page refreshes its table (htmx), in seconds.
     refresh_s: int = Field(default=30, ge=1, le=3600)
+    #: Keep daily rollups in the store (written with the [store] credentials, which then need
+    #: write access): completeness and daily figures over months read them, not raw points.
+    rollups: bool = True
 
     @model_validator(mode="after")
     def _order(self) -> WebSection:

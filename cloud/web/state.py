@@ -9,12 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import structlog
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cloud.errors import CloudError, ConfigError
 from cloud.fleet import Fleet, load_fleet
+from cloud.rollup import RollupJob
 from cloud.store import ReadableStore, open_store
 from cloud.web.accounts import LoginThrottle, utcnow
 from cloud.web.db import Database
@@ -75,6 +77,14 @@ class WebState:
             if self.store is None:
                 self.store = open_store(self.config.store)
             return self.store
+
+    def rollup_job(self) -> RollupJob:
+        store = self.read_side()
+        return RollupJob(store, store.write, ZoneInfo(self.config.web.timezone), clock=self.clock)
+
+    def rollup_all(self, progress: Callable[[str], None] | None = None) -> int:
+        """Make every missing daily rollup up to yesterday; how many days were made."""
+        return self.rollup_job().run(progress=progress)
 
     def forget_store(self) -> None:
         """Drop the store after a failure: the next request opens it again."""

@@ -136,6 +136,21 @@ def test_aggregates_only_of_points_whose_tags_match(store: ReadableStore) -> Non
     assert none == []
 
 
+def test_aggregate_buckets_move_by_the_offset(store: ReadableStore) -> None:
+    buckets = store.aggregate(
+        "visit",
+        "n",
+        fn="sum",
+        every=timedelta(seconds=10),
+        by=None,
+        since=T0,
+        until=T0 + timedelta(seconds=60),
+        offset=timedelta(seconds=-7),
+    )
+    # Buckets [T0-7 s, T0+3 s): the point at 1 s; [T0+3, T0+13): those at 3, 4, 5 and 12 s.
+    assert [(b.start_ns, b.value) for b in buckets] == [(_at(-7), 1), (_at(3), 7 + 1 + 2 + 4)]
+
+
 def test_the_range_is_half_open(store: ReadableStore) -> None:
     buckets = store.aggregate(
         "visit",
@@ -184,14 +199,14 @@ def test_last_values_are_the_newest_of_each_field_even_behind_points_without_it(
 
 def test_link_log_gives_each_seq_its_first_delivery_time(store: ReadableStore) -> None:
     log = store.link_log(since=T0, until=T0 + timedelta(seconds=30))
-    assert log[("rr-01", "s-aaaaaaaa")] == {1: _at(1), 2: _at(2), 4: _at(9)}
-    assert log[("rr-01", "s-bbbbbbbb")] == {1: _at(20)}
+    assert log[("rr-01", "s-aaaaaaaa")] == {1: (_at(1), 2), 2: (_at(2), 1), 4: (_at(9), 1)}
+    assert log[("rr-01", "s-bbbbbbbb")] == {1: (_at(20), 1)}
     only = store.link_log(
         since=T0 + timedelta(seconds=5), until=T0 + timedelta(seconds=30), node="rr-01"
     )
     assert only == {
-        ("rr-01", "s-aaaaaaaa"): {2: _at(8), 4: _at(9)},
-        ("rr-01", "s-bbbbbbbb"): {1: _at(20)},
+        ("rr-01", "s-aaaaaaaa"): {2: (_at(8), 1), 4: (_at(9), 1)},
+        ("rr-01", "s-bbbbbbbb"): {1: (_at(20), 1)},
     }
 
 

@@ -5,19 +5,23 @@ A node numbers its envelopes 1, 2, 3 ... within a stream, so every seq missing b
 delivered is an envelope that has not arrived; it counts against the day (in the city's time
 zone) of the envelope before it. A new stream (a new outbox) is a reset, not a gap: the old
 stream's end and the new one's start are not compared. Seqs before the month's first one are
-outside the range asked about and not counted.
+outside the range asked about and not counted. Days come from the daily rollups where they are
+made (:mod:`cloud.rollup`), from raw ``link`` points otherwise.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from cloud.fleet import Fleet
+from cloud.rollup import DaySummary, summaries
 from cloud.store.read import ReadSide, from_ns
+from protocol.messages import to_ranges
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,38 +107,47 @@ def month_range(month: date, zone: ZoneInfo) -> tuple[datetime, datetime, list[d
     return start, end, [first + timedelta(days=i) for i in range((following - first).days)]
 
 
-def node_days(
-    log: Mapping[tuple[str, str], Mapping[int, int]],
-    *,
-    node: str,
-    days: list[date],
-    zone: ZoneInfo,
+def assemble(
+    days_of: Sequence[DaySummary], *, node: str, days: list[date], zone: ZoneInfo
 ) -> tuple[list[Day], list[Gap], list[Reset]]:
-    """Per day received and missing, the gaps and the resets of one node's streams."""
+    """Per day received and missing, the gaps and the resets of one node's streams, from its
+    day summaries (rolled up or made from raw points: they read alike)."""
     cells = {d: Day(d) for d in days}
     gaps: list[Gap] = []
-    streams = sorted(
-        ((stream, seqs) for (n, stream), seqs in log.items() if n == node and seqs),
-        key=lambda item: min(item[1].values()),
-    )
     resets: list[Reset] = []
-    for i, (stream, seqs) in enumerate(streams):
-        ordered = sorted(seqs)
+    by_stream: dict[str, list[DaySummary]] = defaultdict(list)
+    for s in days_of:
+        if s.node == node:
+            by_stream[s.stream].append(s)
+    streams = sorted(by_stream.items(), key=lambda item: min(x.first_ns for x in item[1]))
+    for i, (stream, parts) in enumerate(streams):
+        parts.sort(key=lambda x: x.day)
+        held: set[int] = set()
+        # Seqs at the edges of runs -> their first delivery (ns): a gap's time range.
+        at: dict[int, int] = {}
+        for part in parts:
+            seqs = {n for lo, hi in part.seqs for n in range(lo, hi + 1)}
+            if part.day in cells:
+                cells[part.day].received += len(seqs - held)
+            held |= seqs
+            edges = [(part.first_seq, part.first_ns), (part.last_seq, part.last_ns)]
+            for lo, hi, after_ns, before_ns in part.gaps:
+                edges += [(lo - 1, after_ns), (hi + 1, before_ns)]
+            for seq, ns in edges:
+                at[seq] = min(ns, at.get(seq, ns))
         if i > 0:
-            first_at = from_ns(seqs[ordered[0]])
-            resets.append(Reset(node, stream, streams[i - 1][0], first_at, ordered[0]))
-        for seq in ordered:
-            day = from_ns(seqs[seq]).astimezone(zone).date()
+            first = min(parts, key=lambda x: x.first_ns)
+            resets.append(
+                Reset(node, stream, streams[i - 1][0], from_ns(first.first_ns), first.first_seq)
+            )
+        runs = to_ranges(held)
+        for (_lo1, hi1), (lo2, _hi2) in itertools.pairwise(runs):
+            after, before = from_ns(at[hi1]), from_ns(at[lo2])
+            gap = Gap(node, stream, hi1 + 1, lo2 - 1, after, before)
+            gaps.append(gap)
+            day = after.astimezone(zone).date()
             if day in cells:
-                cells[day].received += 1
-        for before, after in itertools.pairwise(ordered):
-            if after > before + 1:
-                at = from_ns(seqs[before])
-                gap = Gap(node, stream, before + 1, after - 1, at, from_ns(seqs[after]))
-                gaps.append(gap)
-                day = at.astimezone(zone).date()
-                if day in cells:
-                    cells[day].missing += gap.count
+                cells[day].missing += gap.count
     return [cells[d] for d in days], gaps, resets
 
 
@@ -143,15 +156,15 @@ def completeness_month(
 ) -> list[NodeDays]:
     """Every node's days of ``month`` (or one node's), nodes of the manifest first."""
     start, end, days = month_range(month, zone)
-    log = store.link_log(since=start, until=end, node=node)
+    parts = summaries(store, start, end, zone, node=node)
     listed = {n.id: n for n in fleet.nodes}
-    names = [n.id for n in fleet.nodes] + sorted({n for n, _s in log} - set(listed))
+    names = [n.id for n in fleet.nodes] + sorted({p.node for p in parts} - set(listed))
     if node is not None:
         names = [n for n in names if n == node] or [node]
     out = []
     for name in names:
         entry = listed.get(name)
-        cells, gaps, resets = node_days(log, node=name, days=days, zone=zone)
+        cells, gaps, resets = assemble(parts, node=name, days=days, zone=zone)
         out.append(
             NodeDays(
                 node=name,

@@ -1,7 +1,8 @@
 """The fleet: every node, whether it is delivering data, and what its last reports said.
 
 A node's state comes from data, never from its connection: the newest ``link`` point (one per
-data message the collector stored) against the interval its kind is expected to report in.
+data message the collector stored; the daily rollups for a node silent for days) against the
+interval its kind is expected to report in.
 ``online`` within ``stale_after`` intervals, ``stale`` within ``offline_after``, then
 ``offline``; ``never`` when the store holds nothing from it. A node that keeps its MQTT
 connection up but sends nothing is therefore stale, then offline.
@@ -9,13 +10,16 @@ connection up but sends nothing is therefore stale, then offline.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from cloud.fleet import Fleet
-from cloud.store.read import LastValue, ReadSide
+from cloud.rollup import DAY
+from cloud.store.read import LastValue, ReadSide, from_ns
 
 State = Literal["online", "stale", "offline", "never"]
 STATES: tuple[State, ...] = ("online", "stale", "offline", "never")
@@ -94,6 +98,68 @@ def _count(values: Mapping[str, LastValue], name: str) -> int | None:
     return None if number is None else int(number)
 
 
+#: The recent window asked first; a node not in it is looked up over LOOKBACK.
+RECENT = timedelta(days=2)
+#: A node silent for longer than RECENT keeps what it last said for this long in memory:
+#: while it is silent nothing changes, and a look over 90 days of a big store is not free.
+_OLD_TTL_S = 300.0
+#: (store id, measurement, fields) -> (when, the store itself, what was found). The store is
+#: kept so that its id cannot be reused by another store while the entry lives.
+_old: dict[
+    tuple[int, str, tuple[str, ...]], tuple[float, object, dict[str, dict[str, LastValue]]]
+] = {}
+_old_lock = threading.Lock()
+
+
+def _older(
+    store: ReadSide, measurement: str, fields: tuple[str, ...], *, now: datetime
+) -> dict[str, dict[str, LastValue]]:
+    key = (id(store), measurement, fields)
+    with _old_lock:
+        hit = _old.get(key)
+        if hit is not None and hit[1] is store and time.monotonic() - hit[0] < _OLD_TTL_S:
+            return hit[2]
+    found = store.last_values(measurement, fields, since=now - LOOKBACK)
+    with _old_lock:
+        if len(_old) > 256:
+            _old.clear()
+        _old[key] = (time.monotonic(), store, found)
+    return found
+
+
+def _last(
+    store: ReadSide,
+    measurement: str,
+    fields: tuple[str, ...],
+    *,
+    now: datetime,
+    nodes: set[str],
+) -> dict[str, dict[str, LastValue]]:
+    """The newest values per node: from the recent window, older ones for nodes not in it."""
+    found = store.last_values(measurement, fields, since=now - RECENT)
+    if nodes - set(found):
+        for node, values in _older(store, measurement, fields, now=now).items():
+            found.setdefault(node, values)
+    return found
+
+
+def last_seen(store: ReadSide, *, now: datetime, nodes: set[str]) -> dict[str, datetime]:
+    """When each node's newest envelope arrived: the recent window, then the daily rollups
+    (or, where there are none, the raw points over LOOKBACK) for nodes silent since."""
+    seen = {r.key: r.at for r in store.latest("link", by="node", since=now - RECENT) if r.key}
+    if nodes - set(seen):
+        rolled = _older(store, DAY, ("last_ns",), now=now)
+        for node, values in rolled.items():
+            value = values.get("last_ns")
+            if node not in seen and value is not None and isinstance(value.value, int):
+                seen[node] = from_ns(value.value)
+        if not rolled:
+            for row in store.latest("link", by="node", since=now - LOOKBACK):
+                if row.key:
+                    seen.setdefault(row.key, row.at)
+    return seen
+
+
 def fleet_status(
     store: ReadSide,
     fleet: Fleet,
@@ -104,14 +170,19 @@ def fleet_status(
     intervals: Mapping[str, float] | None = None,
 ) -> list[NodeStatus]:
     """Every node of the manifest, and any node the store has data from that it lacks."""
-    since = now - LOOKBACK
     intervals = {**DEFAULT_INTERVAL_S, **(intervals or {})}
-    seen = {row.key: row.at for row in store.latest("link", by="node", since=since) if row.key}
-    software = store.last_values("fleet_state", ("software",), since=since)
-    health = store.last_values("node_health", HEALTH_FIELDS, since=since)
-    battery = store.last_values("ride", ("battery_pct",), since=since)
-    rows: list[NodeStatus] = []
     listed = {n.id for n in fleet.nodes}
+    seen = last_seen(store, now=now, nodes=listed)
+    software = _last(store, "fleet_state", ("software",), now=now, nodes=listed)
+    health = _last(store, "node_health", HEALTH_FIELDS, now=now, nodes=listed)
+    battery = _last(
+        store,
+        "ride",
+        ("battery_pct",),
+        now=now,
+        nodes={n.id for n in fleet.nodes if n.kind == "vehicle"},
+    )
+    rows: list[NodeStatus] = []
     entries: list[tuple[str, str, str, str, bool]] = [
         (n.id, n.kind, n.trial, n.site, True) for n in fleet.nodes
     ]

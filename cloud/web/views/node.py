@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cloud.fleet import Fleet
+from cloud.rollup import days_in, summaries
 from cloud.store.read import Bucket, LatestRow, ReadSide
-from cloud.web.views.completeness import Gap, Reset, node_days
+from cloud.web.views.completeness import Gap, Reset, assemble
 from cloud.web.views.fleet import NodeStatus, fleet_status
 
 #: What each kind of node measures (besides ``node_health``, which every node sends).
@@ -78,11 +79,8 @@ def node_page(
         )
         if b.group == node
     ]
-    log = store.link_log(since=since, until=now, node=node)
-    local_days = sorted(
-        {(since + timedelta(days=i)).astimezone(zone).date() for i in range(days + 1)}
-    )
-    _cells, gaps, resets = node_days(log, node=node, days=local_days, zone=zone)
+    parts = summaries(store, since, now, zone, node=node)
+    _cells, gaps, resets = assemble(parts, node=node, days=days_in(since, now, zone), zone=zone)
     births = [
         r
         for r in store.points(

@@ -1,20 +1,22 @@
 """A trial's page: what it measures, where, and its main figures for a month.
 
 Figures come from the points the collector tagged with the trial (from the fleet manifest),
-bucketed per hour in the store and folded here into the city's days (a store's day buckets
-are UTC days) or into hours of the day. The kiosk trial is read from ``kiosk_usage`` only:
-counts per period, small ones suppressed on the kiosk, never a resident's session.
+bucketed by the store per day of the city (buckets moved by its UTC offset) or per hour,
+folded here into hours of the day; readings per day from the daily rollups. The kiosk trial
+is read from ``kiosk_usage`` only: counts per period, small ones suppressed on the kiosk,
+never a resident's session.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import KW_ONLY, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from cloud.fleet import Fleet, Trial
+from cloud.rollup import summaries
 from cloud.store.read import AggregateFn, ReadSide
 from cloud.web.i18n import N_
 from cloud.web.views.completeness import month_range
@@ -179,12 +181,20 @@ class TrialPage:
     kinds: list[str]
     sites: list[tuple[str, str, int]]  # id, name, nodes
     figures: list[FigureData]
-    daily_points: list[tuple[date, int]]  # readings stored per day
+    daily_points: list[tuple[date, int]]  # readings delivered per day, each envelope once
 
 
-def _hourly(
-    store: ReadSide, spec: FigureSpec, trial: str, start: datetime, end: datetime
+def _buckets(
+    store: ReadSide,
+    spec: FigureSpec,
+    trial: str,
+    start: datetime,
+    end: datetime,
+    *,
+    every: timedelta,
+    offset: timedelta,
 ) -> list[tuple[datetime, float]]:
+    """The figure's ``fn`` per bucket for the trial, its fields' buckets added up."""
     if spec.fn == "mean" and len(spec.fields) > 1:
         raise ValueError(f"figure {spec.name}: a mean is of one field")
     summed: dict[datetime, float] = defaultdict(float)
@@ -193,14 +203,14 @@ def _hourly(
             spec.measurement,
             name,
             fn=spec.fn,
-            every=timedelta(hours=1),
-            by="trial",
+            every=every,
+            by=None,
             since=start,
             until=end,
-            where=dict(spec.where) or None,
+            where={"trial": trial, **dict(spec.where)},
+            offset=offset,
         ):
-            if b.group == trial:
-                summed[b.start] += float(b.value) * spec.scale
+            summed[b.start] += float(b.value) * spec.scale
     return sorted(summed.items())
 
 
@@ -208,20 +218,23 @@ def figure(
     store: ReadSide, spec: FigureSpec, trial: str, month: date, zone: ZoneInfo
 ) -> FigureData:
     start, end, days = month_range(month, zone)
-    hourly = _hourly(store, spec, trial, start, end)
     if spec.shape == "per_day":
-        per_day: dict[date, float] = defaultdict(float)
-        seen: set[date] = set()
-        for at, value in hourly:
-            day = at.astimezone(zone).date()
-            seen.add(day)
-            if spec.fn == "mean":
-                raise ValueError("a per-day figure sums its hours; use sum or count")
-            per_day[day] += value
-        bars = [(str(d.day), per_day[d] if d in seen else None) for d in days]
+        if spec.fn == "mean":
+            raise ValueError(f"figure {spec.name}: a per-day figure sums its points")
+        # Day buckets that start at the city's midnight (its offset at the month's start).
+        offset = -(start.astimezone(zone).utcoffset() or timedelta(0))
+        per_day = {
+            at.astimezone(zone).date(): value
+            for at, value in _buckets(
+                store, spec, trial, start, end, every=timedelta(days=1), offset=offset
+            )
+        }
+        bars = [(str(d.day), per_day.get(d)) for d in days]
     else:
         by_hour: dict[int, list[float]] = defaultdict(list)
-        for at, value in hourly:
+        for at, value in _buckets(
+            store, spec, trial, start, end, every=timedelta(hours=1), offset=timedelta(0)
+        ):
             by_hour[at.astimezone(zone).hour].append(value)
         # The mean over the days the hour had data: a typical day, not a month's total.
         bars = [
@@ -247,14 +260,20 @@ def trial_page(
         figure(store, spec, trial_id, month, zone) for k in kinds for spec in FIGURES.get(k, ())
     ]
     start, end, days = month_range(month, zone)
+    ids = {n.id for n in nodes}
     per_day: dict[date, int] = defaultdict(int)
-    for b in store.aggregate(
-        "link", "readings", fn="sum", every=timedelta(hours=1), by="node", since=start, until=end
-    ):
-        if b.group in {n.id for n in nodes}:
-            per_day[b.start.astimezone(zone).date()] += int(b.value)
+    for part in summaries(store, start, end, zone):
+        if part.node in ids:
+            per_day[part.day] += part.readings
     return TrialPage(trial, kinds, sites, figures, [(d, per_day.get(d, 0)) for d in days])
 
 
-def utc(at: datetime) -> datetime:
-    return at.astimezone(UTC)
+def one_figure(
+    store: ReadSide, fleet: Fleet, trial_id: str, name: str, *, month: date, zone: ZoneInfo
+) -> FigureData | None:
+    """One figure of a trial (for its chart and its exports), or None if it has no such."""
+    if not any(t.id == trial_id for t in fleet.trials):
+        return None
+    kinds = sorted({str(n.kind) for n in fleet.nodes if n.trial == trial_id})
+    spec = next((f for k in kinds for f in FIGURES.get(k, ()) if f.name == name), None)
+    return None if spec is None else figure(store, spec, trial_id, month, zone)
