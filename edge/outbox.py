@@ -55,7 +55,7 @@ import structlog
 
 from edge.errors import OutboxError, OutboxFull
 from protocol.limits import CONTROL as CONTROL_CHARS
-from protocol.limits import DEFAULT_LIMITS, NODE_ID
+from protocol.limits import DEFAULT_LIMITS, INT64_MAX, NODE_ID
 from protocol.messages import Reading
 
 log = structlog.get_logger(__name__)
@@ -763,8 +763,11 @@ class Outbox:
             )
             return 0
         for lo, hi in ranges:
-            if not 1 <= lo <= hi:
-                raise OutboxError(f"receipt range [{lo}, {hi}] is not 1 <= low <= high")
+            # Bounded like a seq: SQLite cannot bind an integer beyond 64 bits at all.
+            if not 1 <= lo <= hi <= INT64_MAX:
+                raise OutboxError(
+                    f"receipt range [{lo}, {hi}] is not 1 <= low <= high <= {INT64_MAX}"
+                )
         removed = rows = 0
         with self._db:
             self._check_open()

@@ -193,24 +193,27 @@ class Birth(BaseModel):
 
 
 SeqRange = tuple[int, int]
+#: A seq as a receipt names it: what an envelope's ``seq`` may be, 1 to the largest int64.
+ReceiptSeq = Annotated[int, Field(ge=1, le=INT64_MAX)]
 
 
 class Receipt(BaseModel):
     """The cloud's word that these seqs of this stream are durably stored.
 
-    Ranges are inclusive and sorted: ``[[1, 40], [42, 42]]``.
+    Ranges are inclusive and sorted: ``[[1, 40], [42, 42]]``. Each bound is a seq an envelope
+    may carry (1 to 2**63 - 1), so a receipt names nothing a node's outbox cannot hold.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     v: Literal[1] = V
     stream: StreamId
-    ranges: list[SeqRange] = Field(min_length=1, max_length=10_000)
+    ranges: list[tuple[ReceiptSeq, ReceiptSeq]] = Field(min_length=1, max_length=10_000)
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> Receipt:
         for lo, hi in self.ranges:
-            if lo < 1 or hi < lo:
+            if hi < lo:
                 raise ValueError(f"range [{lo}, {hi}] is not 1 <= low <= high")
         return self
 
