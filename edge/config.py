@@ -20,11 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edge.errors import ConfigError
 from protocol.limits import NODE_ID
 from protocol.messages import NodeKind
-from protocol.settings import FileSettings, load_settings
+from protocol.settings import FileSettings, insecure_broker, is_loopback, load_settings
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: an error must not repeat a password it was given.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class NodeSection(_Section):
@@ -48,7 +49,10 @@ class MqttSection(_Section):
     username: str = Field(default="", description="Defaults to the node id; the ACL relies on it.")
     password: str = ""
     password_file: Path | None = None
+    #: Required for a broker that is not on the loopback, unless ``allow_insecure``.
     tls: bool = False
+    #: Allow ``tls = false`` to a broker that is not on the loopback (a closed test network).
+    allow_insecure: bool = False
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
@@ -70,6 +74,8 @@ class MqttSection(_Section):
             raise ValueError("reconnect_max_s is smaller than reconnect_min_s")
         if self.password and self.password_file:
             raise ValueError("give password or password_file, not both")
+        if not self.tls and not self.allow_insecure and not is_loopback(self.host):
+            raise ValueError(insecure_broker(self.host))
         return self
 
 

@@ -4,10 +4,15 @@ A node's and a collector's config are both :class:`FileSettings`: typed frozen s
 from one TOML file, where any key can be overridden by ``MACHIKADO_<SECTION>__<KEY>`` (the
 environment wins over the file). :func:`load_settings` turns every problem into one error that
 names each bad key, never a traceback later.
+
+Clear text is for the loopback only: :func:`is_loopback` tells whether a broker or store host is
+on this machine, where the parts' configs allow a connection without TLS; anywhere else a
+section's ``allow_insecure = true`` must say so.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import TypeVar
@@ -43,6 +48,31 @@ class FileSettings(BaseSettings):
 
 
 S = TypeVar("S", bound=FileSettings)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine's loopback: ``localhost``, 127.0.0.0/8 or ``::1``.
+
+    >>> [is_loopback(h) for h in ("localhost", "127.0.0.2", "[::1]", "10.0.0.1", "broker")]
+    [True, True, True, False, False]
+    """
+    name = host.strip().lower().rstrip(".")
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a name other than localhost: it may resolve anywhere
+        return False
+
+
+def insecure_broker(host: str) -> str:
+    """The config error for ``tls = false`` towards a broker that is not on the loopback."""
+    return (
+        f"tls is false but broker host {host!r} is not on the loopback: set tls = true "
+        "(or allow_insecure = true to send passwords and data in clear text)"
+    )
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

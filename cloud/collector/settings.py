@@ -16,11 +16,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from protocol.settings import insecure_broker, is_loopback
 from protocol.topics import Topics
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: an error must not repeat a password it was given.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class MqttSection(_Section):
@@ -31,7 +33,10 @@ class MqttSection(_Section):
     username: str = ""
     password: str = ""
     password_file: Path | None = None
+    #: Required for a broker that is not on the loopback, unless ``allow_insecure``.
     tls: bool = False
+    #: Allow ``tls = false`` to a broker that is not on the loopback (a closed test network).
+    allow_insecure: bool = False
     ca_file: Path | None = None
     prefix: str = "machikado"
     client_id: str = Field(default="machikado-collector", min_length=1, max_length=128)
@@ -70,6 +75,8 @@ class MqttSection(_Section):
             raise ValueError("give password or password_file, not both")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s is smaller than reconnect_min_s")
+        if not self.tls and not self.allow_insecure and not is_loopback(self.host):
+            raise ValueError(insecure_broker(self.host))
         return self
 
     @property

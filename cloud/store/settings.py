@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from protocol.settings import is_loopback
 
 StoreKind = Literal["sqlite", "influx_v1", "influx_v2", "auto"]
 
@@ -22,7 +25,8 @@ class StoreSettings(BaseModel):
     org and ``database/retention_policy`` as the bucket when those are not given).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: an error must not repeat a password or token it was given.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     kind: StoreKind = "sqlite"
     path: Path = Field(default=Path("var/cloud/store.sqlite"), description="The SQLite file.")
@@ -36,6 +40,10 @@ class StoreSettings(BaseModel):
     bucket: str | None = None
     timeout_s: float = Field(default=10.0, gt=0, description="Per HTTP request.")
     gzip: bool = Field(default=False, description="Compress write bodies (for a remote store).")
+    allow_insecure: bool = Field(
+        default=False,
+        description="Allow an http:// url to a store not on the loopback (a closed test network).",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> StoreSettings:
@@ -48,4 +56,11 @@ class StoreSettings(BaseModel):
             missing = [k for k in ("token", "org", "bucket") if getattr(self, k) is None]
             if missing:
                 raise ValueError(f"store kind 'influx_v2' needs {', '.join(missing)}")
+        if self.kind != "sqlite" and self.url and not self.allow_insecure:
+            parts = urlsplit(self.url)
+            if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
+                raise ValueError(
+                    f"url {self.url!r} is http:// to a host not on the loopback: use https:// "
+                    "(or allow_insecure = true to send credentials and data in clear text)"
+                )
         return self
