@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from cloud.errors import CloudError
+from protocol.files import create_private_file, make_private_dirs
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dead_letter (
@@ -129,7 +130,8 @@ class DeadLetters:
         self.path = path
         self.max_payload_bytes = max_payload_bytes
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
+            create_private_file(path)  # 0600, and so its -wal and -shm (protocol.files)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")

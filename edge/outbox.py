@@ -54,6 +54,7 @@ from urllib.parse import quote
 import structlog
 
 from edge.errors import OutboxError, OutboxFull
+from protocol.files import create_private_file, make_private_dirs
 from protocol.limits import CONTROL as CONTROL_CHARS
 from protocol.limits import DEFAULT_LIMITS, INT64_MAX, NODE_ID
 from protocol.messages import Reading
@@ -325,9 +326,11 @@ class Outbox:
         self._refused = 0  # refused readings not yet counted in the database
         self._closed = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Private: readings may say who was where (protocol.files).
+            make_private_dirs(self.path.parent)
+            create_private_file(self.path)
         except OSError as exc:
-            raise OutboxError(f"cannot create the directory for outbox {self.path}: {exc}") from exc
+            raise OutboxError(f"cannot create outbox {self.path}: {exc}") from exc
         self._conn = _connect(self.path, "rwc")
         try:
             self._stream, self._held = self._open()

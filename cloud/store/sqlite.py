@@ -35,6 +35,7 @@ from cloud.store.read import (
     every_ns,
     to_ns,
 )
+from protocol.files import create_private_file, make_private_dirs
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +102,11 @@ class SqliteStore:
     def __init__(self, path: Path | str, *, timeout_s: float = 10.0) -> None:
         self.path = Path(path) if str(path) != ":memory:" else None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                make_private_dirs(self.path.parent)
+                create_private_file(self.path)  # 0600, and so its -wal and -shm (protocol.files)
+            except OSError as exc:
+                raise StoreError(f"{path}: cannot create the store: {exc}") from None
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(
