@@ -15,12 +15,18 @@ import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edge.errors import ConfigError
 from protocol.limits import NODE_ID
 from protocol.messages import NodeKind
-from protocol.settings import FileSettings, insecure_broker, is_loopback, load_settings
+from protocol.settings import (
+    FileSettings,
+    insecure_broker,
+    is_loopback,
+    load_settings,
+    read_secret,
+)
 
 
 class _Section(BaseModel):
@@ -47,7 +53,9 @@ class MqttSection(_Section):
     host: str = "localhost"
     port: int = Field(default=1883, ge=1, le=65535)
     username: str = Field(default="", description="Defaults to the node id; the ACL relies on it.")
-    password: str = ""
+    password: SecretStr = SecretStr("")
+    #: A file holding the password, read at start; ``$CREDENTIALS_DIRECTORY/mqtt-password`` for
+    #: the systemd credential the unit passes (see protocol.settings).
     password_file: Path | None = None
     #: Required for a broker that is not on the loopback, unless ``allow_insecure``.
     tls: bool = False
@@ -72,11 +80,17 @@ class MqttSection(_Section):
     def _backoff(self) -> MqttSection:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s is smaller than reconnect_min_s")
-        if self.password and self.password_file:
+        if self.password.get_secret_value() and self.password_file:
             raise ValueError("give password or password_file, not both")
         if not self.tls and not self.allow_insecure and not is_loopback(self.host):
             raise ValueError(insecure_broker(self.host))
         return self
+
+    def secret(self) -> SecretStr:
+        """The password: read from ``password_file`` when one is given (raises SecretFileError)."""
+        if self.password_file is not None:
+            return read_secret(self.password_file, key="mqtt.password_file")
+        return self.password
 
 
 class OutboxSection(_Section):

@@ -5,6 +5,11 @@ from one TOML file, where any key can be overridden by ``MACHIKADO_<SECTION>__<K
 environment wins over the file). :func:`load_settings` turns every problem into one error that
 names each bad key, never a traceback later.
 
+Secrets (MQTT and store passwords, tokens) are :class:`~pydantic.SecretStr`, never printed, and
+best kept in files: a ``*_file`` key names one, read by :func:`read_secret` when the part
+starts. Under systemd a unit passes them with ``LoadCredential=NAME:PATH`` and the config says
+``password_file = "$CREDENTIALS_DIRECTORY/NAME"``.
+
 Clear text is for the loopback only: :func:`is_loopback` tells whether a broker or store host is
 on this machine, where the parts' configs allow a connection without TLS; anywhere else a
 section's ``allow_insecure = true`` must say so.
@@ -13,11 +18,13 @@ section's ``allow_insecure = true`` must say so.
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from protocol.errors import MachikadoError
@@ -48,6 +55,46 @@ class FileSettings(BaseSettings):
 
 
 S = TypeVar("S", bound=FileSettings)
+
+#: Where systemd puts a unit's ``LoadCredential=`` files; a secret's path may start with it.
+CREDENTIALS = "CREDENTIALS_DIRECTORY"
+_CREDENTIAL_PREFIXES = (f"${CREDENTIALS}/", f"${{{CREDENTIALS}}}/")
+
+
+class SecretFileError(MachikadoError):
+    """A secret's file cannot be read; the message names the key and the file, not the secret."""
+
+
+def secret_path(path: Path, *, key: str, env: Mapping[str, str] | None = None) -> Path:
+    """``path`` with a leading ``$CREDENTIALS_DIRECTORY/`` replaced by systemd's directory.
+
+    >>> secret_path(Path("$CREDENTIALS_DIRECTORY/mqtt-password"), key="mqtt.password_file",
+    ...             env={"CREDENTIALS_DIRECTORY": "/run/credentials/machikado-edge.service"})
+    PosixPath('/run/credentials/machikado-edge.service/mqtt-password')
+    """
+    text = str(path)
+    for prefix in _CREDENTIAL_PREFIXES:
+        if text.startswith(prefix):
+            base = (os.environ if env is None else env).get(CREDENTIALS)
+            if not base:
+                raise SecretFileError(
+                    f"{key}: {text} is a systemd credential, but ${CREDENTIALS} is not set "
+                    "(start it from its unit, which passes the file with LoadCredential=)"
+                )
+            return Path(base) / text.removeprefix(prefix)
+    return path
+
+
+def read_secret(path: Path, *, key: str) -> SecretStr:
+    """The secret held in the file at ``path`` (see :func:`secret_path`), without surrounding
+    whitespace; ``key`` names the config key in the error if it cannot be read."""
+    where = secret_path(path, key=key)
+    try:
+        return SecretStr(where.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise SecretFileError(f"{key}: cannot read {where}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SecretFileError(f"{key}: {where} is not UTF-8 text") from None
 
 
 def is_loopback(host: str) -> bool:

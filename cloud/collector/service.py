@@ -202,7 +202,7 @@ class Collector:
             manual_ack=True,
         )
         if cfg.username:
-            client.username_pw_set(cfg.username, cfg.secret() or None)
+            client.username_pw_set(cfg.username, cfg.secret().get_secret_value() or None)
         if cfg.tls:
             client.tls_set(
                 ca_certs=str(cfg.ca_file) if cfg.ca_file else None,

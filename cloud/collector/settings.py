@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from protocol.settings import insecure_broker, is_loopback
+from protocol.settings import insecure_broker, is_loopback, read_secret
 from protocol.topics import Topics
 
 
@@ -31,7 +31,9 @@ class MqttSection(_Section):
     host: str = "localhost"
     port: int = Field(default=1883, ge=1, le=65535)
     username: str = ""
-    password: str = ""
+    password: SecretStr = SecretStr("")
+    #: A file holding the password, read at start; ``$CREDENTIALS_DIRECTORY/mqtt-password`` for
+    #: the systemd credential the unit passes (see protocol.settings).
     password_file: Path | None = None
     #: Required for a broker that is not on the loopback, unless ``allow_insecure``.
     tls: bool = False
@@ -71,7 +73,7 @@ class MqttSection(_Section):
 
     @model_validator(mode="after")
     def _secrets(self) -> MqttSection:
-        if self.password and self.password_file:
+        if self.password.get_secret_value() and self.password_file:
             raise ValueError("give password or password_file, not both")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s is smaller than reconnect_min_s")
@@ -97,10 +99,10 @@ class MqttSection(_Section):
         """
         return [self.data_filter(), self.topics.every("birth"), self.topics.every("state")]
 
-    def secret(self) -> str:
-        """The password, read from ``password_file`` when one is given."""
+    def secret(self) -> SecretStr:
+        """The password: read from ``password_file`` when one is given (raises SecretFileError)."""
         if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").strip()
+            return read_secret(self.password_file, key="mqtt.password_file")
         return self.password
 
 

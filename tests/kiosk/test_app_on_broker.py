@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nacl.public import PrivateKey
+from pydantic import SecretStr
 
 from edge.config import NodeConfig
 from tests.kiosk.conftest import TEST_PACK, Kiosk, RunScenario
@@ -172,7 +173,7 @@ def test_a_retained_pack_from_the_cloud_replaces_the_catalogue_and_a_bad_one_is_
 
 
 def _with_password(config: NodeConfig, password: str) -> NodeConfig:
-    mqtt = config.mqtt.model_copy(update={"password": password})
+    mqtt = config.mqtt.model_copy(update={"password": SecretStr(password)})
     return config.model_copy(update={"mqtt": mqtt})
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from nacl.public import PrivateKey
+from pydantic import SecretStr
 
 from kiosk.consult import ConsultError, Ticket
 from kiosk.node import KioskNode
@@ -282,7 +283,7 @@ def test_a_retained_content_pack_from_the_cloud_reaches_the_app_and_a_wipe_keeps
         tmp_path / "data", port=broker.port, public_key=bytes(service_key.public_key)
     )
     config = config.model_copy(
-        update={"mqtt": config.mqtt.model_copy(update={"password": passwords["k-01"]})}
+        update={"mqtt": config.mqtt.model_copy(update={"password": SecretStr(passwords["k-01"])})}
     )
     packs: list[bytes] = []
     node = KioskNode(config)
