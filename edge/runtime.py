@@ -34,9 +34,8 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -50,6 +49,7 @@ from edge.errors import EdgeError, OutboxError, OutboxFull
 from edge.hardware_setup import open_hardware
 from edge.link import MqttLink
 from edge.outbox import Outbox, OutboxMessage, OutboxRow
+from edge.systemd import sd_notify, watchdog_interval
 from protocol import Birth, InvalidMessage, Reading, Receipt, encode_envelope, parse_message
 from protocol.topics import VERSION_LEVEL
 
@@ -114,6 +114,7 @@ class NodeRuntime:
         *,
         outbox: Outbox | None = None,
         extra_agents: Sequence[Any] = (),
+        notify: bool = True,
     ) -> None:
         self.config = config
         self.node = config.node.id
@@ -134,6 +135,8 @@ class NodeRuntime:
             on_consult=self._on_consult if config.node.kind == "kiosk" else None,
         )
         self._extra_agents = list(extra_agents)
+        # False where the process is more than this runtime (the kiosk: its UI loop notifies).
+        self._notify = notify
         self.agents: list[Any] = []
         self._inflight: dict[int, OutboxRow] = {}
         self._inflight_messages: dict[int, OutboxMessage] = {}
@@ -312,7 +315,8 @@ class NodeRuntime:
         tasks += [asyncio.create_task(a.run(halt), name=f"agent-{a.name}") for a in self.agents]
         if self._simulation is not None:
             tasks.append(asyncio.create_task(self._simulation(halt), name="simulation"))
-        sd_notify("READY=1")
+        if self._notify:
+            sd_notify("READY=1")
         failure: NodeFailed | None = None
         try:
             failure = await self._supervise(stop, tasks)
@@ -364,10 +368,11 @@ class NodeRuntime:
     def _failed(self, task: str, error: BaseException | None) -> NodeFailed:
         what = "ended" if error is None else f"failed ({type(error).__name__}: {error})"
         self._log.error("node_task_failed", task=task, error=what, exc_info=error)
-        sd_notify(f"STATUS=task {task} {what}; stopping so that systemd restarts the node")
+        if self._notify:
+            sd_notify(f"STATUS=task {task} {what}; stopping so that systemd restarts the node")
         return NodeFailed(f"node {self.node}: its {task} task {what}; the node stops")
 
-    def _healthy(self) -> bool:
+    def healthy(self) -> bool:
         """Whether every task of the runtime's own still runs (the watchdog is fed only then)."""
         return not any(task.done() for task in self._essential)
 
@@ -530,14 +535,14 @@ class NodeRuntime:
         return len(sent)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
-        watchdog = _watchdog_interval()
+        watchdog = watchdog_interval() if self._notify else 0.0
         last_ping = 0.0
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
             self._write_status()
             now = time.monotonic()
-            if watchdog and now - last_ping >= watchdog and self._healthy():
+            if watchdog and now - last_ping >= watchdog and self.healthy():
                 sd_notify("WATCHDOG=1")
                 last_ping = now
 
@@ -555,22 +560,11 @@ class NodeRuntime:
             tmp.replace(path)
 
 
-def _watchdog_interval() -> float:
-    usec = os.environ.get("WATCHDOG_USEC")
-    return int(usec) / 2e6 if usec and usec.isdigit() else 0.0
-
-
-def sd_notify(message: str, *, env: Mapping[str, str] | None = None) -> bool:
-    """Tell systemd (Type=notify, WatchdogSec) how the service is; a no-op elsewhere."""
-    addr = (os.environ if env is None else env).get("NOTIFY_SOCKET")
-    if not addr:
-        return False
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(addr)
-            sock.sendall(message.encode())
-        except OSError:
-            return False
-    return True
+__all__ = [
+    "NodeFailed",
+    "NodeRuntime",
+    "TokenBucket",
+    "sd_notify",
+    "software_version",
+    "status_path",
+]

@@ -312,6 +312,8 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         self.pack_refusal: tuple[str, tuple[str, ...]] | None = None
         #: A config refused after the window opened (deferred start); the app then stops.
         self.start_error: MachikadoError | None = None
+        #: Watchdog ticks under systemd: fed (WATCHDOG=1 sent) or withheld (node unhealthy).
+        self.watchdog = {"fed": 0, "withheld": 0}
         self.node = node
         self.clock = clock
         self.today = today
@@ -412,7 +414,29 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             return
         if self.node is not None:
             self.node.start()
+        self._tell_systemd_ready()
         Clock.schedule_once(self._build_next_screen, 0)
+
+    def _tell_systemd_ready(self) -> None:
+        """Under systemd (machikado-kiosk.service): READY=1 now that the window shows, then
+        WATCHDOG=1 from this, Kivy's, loop while the node's runtime is healthy, so that a frozen
+        screen or a dead node thread gets the kiosk restarted."""
+        from edge.systemd import sd_notify, watchdog_interval
+
+        sd_notify("READY=1")
+        interval = watchdog_interval()
+        if interval:
+            Clock.schedule_interval(self._feed_watchdog, interval)
+
+    def _feed_watchdog(self, _dt: float) -> None:
+        from edge.systemd import sd_notify
+
+        # A stand-in node without ``healthy`` (tests) counts as healthy.
+        if getattr(self.node, "healthy", True):
+            sd_notify("WATCHDOG=1")
+            self.watchdog["fed"] += 1
+        else:
+            self.watchdog["withheld"] += 1
 
     def _finish_setup(self) -> bool:
         """The deferred start's second half; False (and the error shown) if it was refused."""

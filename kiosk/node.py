@@ -175,7 +175,9 @@ class KioskNode:
         # Imported here, on the node's thread: the MQTT stack is not needed for the first frame.
         from edge.runtime import NodeRuntime
 
-        runtime = NodeRuntime(self.config, outbox=self._outbox)
+        # The app tells systemd how the kiosk is, from its UI loop: a frozen screen must stop
+        # the watchdog even while this thread still runs.
+        runtime = NodeRuntime(self.config, outbox=self._outbox, notify=False)
         runtime.on_consult_reply(self._on_reply_payload)
         runtime.on_command_named(CONTENT_PACK_COMMAND, self._on_pack_payload)
         self._stop = asyncio.Event()
@@ -195,6 +197,14 @@ class KioskNode:
     def running(self) -> bool:
         """Whether the runtime thread is running (between :meth:`start` and :meth:`stop`)."""
         return self._thread is not None
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the runtime thread and every task of the runtime's own still run."""
+        thread, runtime = self._thread, self._runtime
+        return (
+            thread is not None and thread.is_alive() and runtime is not None and runtime.healthy()
+        )
 
     @property
     def connected(self) -> bool:

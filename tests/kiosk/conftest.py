@@ -278,6 +278,13 @@ def drive(target: str, home: str, options: str = "{}") -> None:
         assert node.stopped, "the app must stop its node"
 
 
+def _with_secret(config: NodeConfig) -> str:
+    """The config as JSON for the child, its MQTT password included (a dump masks it)."""
+    data = config.model_dump(mode="json")
+    data["mqtt"]["password"] = config.mqtt.password.get_secret_value()
+    return json.dumps(data)
+
+
 class RunScenario(Protocol):
     def __call__(
         self,
@@ -303,7 +310,7 @@ def run_scenario(tmp_path: Path) -> RunScenario:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         options = json.dumps(
             {
-                "node_config": node_config.model_dump_json() if node_config else None,
+                "node_config": _with_secret(node_config) if node_config else None,
                 "content_pack": str(content_pack) if content_pack else None,
                 "params": params or {},
             }
