@@ -8,8 +8,9 @@ EXTRAS := node,cloud,kiosk,demo,dev
 # Debian packages the tests use for real: the broker and the store of record; Mesa's EGL and
 # GLES for the kiosk rendered offscreen; CJK fonts for Japanese and Chinese screens; espeak-ng
 # for the kiosk's read-aloud button; Node.js and npm (when npm is missing) for the Node-RED the
-# collector benchmark compares against, which its test runs at a small size.
-DEBIAN_PACKAGES := mosquitto influxdb libegl1 libgles2 libgl1-mesa-dri fonts-noto-cjk espeak-ng
+# collector benchmark compares against, which its test runs at a small size. systemd for
+# systemd-analyze, which checks the shipped units.
+DEBIAN_PACKAGES := mosquitto influxdb systemd libegl1 libgles2 libgl1-mesa-dri fonts-noto-cjk espeak-ng
 
 .PHONY: demo test lint typecheck pytest bench system-deps venv lock clean
 
