@@ -118,14 +118,9 @@ class NodeRuntime:
     ) -> None:
         self.config = config
         self.node = config.node.id
-        self.outbox = outbox or Outbox(
-            config.outbox_path,
-            node=self.node,
-            readings_per_envelope=config.outbox.readings_per_envelope,
-            max_readings=config.outbox.max_readings,
-            when_full=config.outbox.when_full,
-        )
         self.boot_at = datetime.now(UTC)
+        # The link first: it reads the broker password, and one that cannot be read stops the
+        # node before it makes an outbox.
         self.link = MqttLink(
             config.mqtt,
             node=self.node,
@@ -133,6 +128,13 @@ class NodeRuntime:
             birth=self._birth_payload,
             handler=self,
             on_consult=self._on_consult if config.node.kind == "kiosk" else None,
+        )
+        self.outbox = outbox or Outbox(
+            config.outbox_path,
+            node=self.node,
+            readings_per_envelope=config.outbox.readings_per_envelope,
+            max_readings=config.outbox.max_readings,
+            when_full=config.outbox.when_full,
         )
         self._extra_agents = list(extra_agents)
         # False where the process is more than this runtime (the kiosk: its UI loop notifies).
