@@ -198,6 +198,17 @@ class KioskSection(_Section):
     consult_public_key: str = ""
     #: Where a phone fetches the doctor's answer: the QR code shows ``<consult_url><ticket>?c=``.
     consult_url: str = "https://consult.example.org/t/"
+    #: Usage counts are sent per period of this many seconds (a divisor of a day; kiosk.usage).
+    usage_period_s: int = Field(default=3600, ge=60, le=86400)
+    #: A usage count below this is sent as "<k", never as its value.
+    usage_min_count: int = Field(default=5, ge=2, le=1000)
+
+    @field_validator("usage_period_s")
+    @classmethod
+    def _usage_period(cls, v: int) -> int:
+        if 86400 % v:
+            raise ValueError(f"{v} does not divide a day (86400 s) evenly, e.g. 900, 3600")
+        return v
 
     @field_validator("tts_command")
     @classmethod

@@ -1,6 +1,6 @@
 """The kiosk app: screens, the accessibility bar, the idle countdown and wipe, wired to the
 domain (triage, content, session, translations) and to the kiosk's node (consultations,
-telemetry).
+usage counts).
 
 The screens are thin (``screens/*.kv``, each loaded once); everything they show comes from the
 session and the domain modules, which know nothing of Kivy. Navigation is
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -50,7 +50,7 @@ from kiosk.errors import failure_of
 from kiosk.i18n import Catalog
 from kiosk.lazylog import LazyLogger
 from kiosk.screens.attract import AttractScreen
-from kiosk.session import IdleTimer, KioskSession
+from kiosk.session import IdleTimer, KioskSession, SessionUsage
 from protocol.errors import MachikadoError
 
 if TYPE_CHECKING:
@@ -145,7 +145,9 @@ class ConsultNode(Protocol):
 
     def on_reply(self, callback: Callable[[Any, str, str], None]) -> None: ...
 
-    def record_session(self, summary: Mapping[str, Any]) -> None: ...
+    def count_session(self, usage: SessionUsage) -> None: ...
+
+    def declare_usage(self, dimension: str, values: Sequence[str]) -> None: ...
 
     def wipe(self) -> None: ...
 
@@ -397,12 +399,14 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         if self.node is not None:
             self.node.on_reply(self._on_reply)
             self.node.on_content_pack(self._pack_from_cloud)
+            self.node.declare_usage("language", [lang.code for lang in self.catalog.languages])
+            self.node.declare_usage("info_category", self.content.pack.what_tags)
         if self.settings.content_pack is not None:
             Clock.schedule_interval(self._poll_pack_file, self.pack_poll_s)
 
     def on_start(self) -> None:
         if self.ready:
-            log.info("kiosk_started", language=self.lang)
+            log.info("kiosk_started", default_language=self.lang)
 
     def _on_first_flip(self, window: Any) -> None:
         # on_flip comes before the buffers swap: the next tick is after the first frame.
@@ -449,7 +453,7 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             self._refuse_start(exc)
             return False
         self._wire()
-        log.info("kiosk_started", language=self.lang)
+        log.info("kiosk_started", default_language=self.lang)
         return True
 
     def _refuse_start(self, exc: MachikadoError) -> None:
@@ -538,7 +542,6 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         screen.refresh()
         self.manager.current = name
         self.session.visit(name)
-        log.debug("screen_shown", screen=name)
 
     def start(self) -> None:
         """A touch on the attract screen: a session begins with the choice of language."""
@@ -604,7 +607,6 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             emergency.reason = "\n".join(
                 self.ptext(self.lang, a.option_text) for a in outcome.reasons
             )
-            log.info("triage_emergency", path_len=len(outcome.answers))
             self.go("emergency")
         else:
             self.go("result")
@@ -679,7 +681,6 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         doctor.reply_text = self.session.reply
         doctor.phase = "replied"
         self._ticket_at = None
-        log.info("consult_reply_shown")
 
     # -- information ------------------------------------------------------------------------
 
@@ -723,7 +724,10 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         reasons = self.content.replace(raw, source=source)
         if reasons:
             self.pack_refusal = (source, tuple(reasons))
-        elif self.root is not None:
+            return reasons
+        if self.node is not None:
+            self.node.declare_usage("info_category", self.content.pack.what_tags)
+        if self.root is not None:
             Clock.schedule_once(lambda _dt: self._refresh_all(self.root))
         return reasons
 
@@ -767,16 +771,15 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
 
     def finish(self) -> None:
         """The bar's "finish" button: the resident leaves; wipe now."""
-        log.info("session_finished_by_resident")
         self.wipe()
 
     def wipe(self) -> None:
-        """End the session: telemetry summary out, then everything forgotten, attract shown."""
+        """End the session: counted in the usage, then everything forgotten, attract shown."""
         if self.session.started and self.node is not None:
             try:
-                self.node.record_session(self.session.summary())
-            except Exception as exc:  # telemetry must never keep a session alive
-                log.error("session_telemetry_failed", error=str(exc))
+                self.node.count_session(self.session.usage())
+            except Exception as exc:  # counting must never keep a session alive
+                log.error("session_usage_not_counted", error=str(exc))
         self.tts.stop()
         if self.node is not None:
             self.node.wipe()
@@ -795,7 +798,6 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             screen.reset()
         self._refresh_all(self.root)
         self.manager.current = "attract"
-        log.info("session_wiped")
 
     def _tick(self, _dt: float) -> None:
         if self._ticket_at is not None:
@@ -804,7 +806,6 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             return
         state = self.idle.state()
         if state.is_expired:
-            log.info("session_idle_expired")
             self.wipe()
         elif state.is_warning:
             self.warning_left = state.seconds_left

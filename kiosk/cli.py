@@ -327,5 +327,8 @@ class SampleNode:
         lang = self.app.lang
         self._callback(self._ticket, self.app.tr("tier.green.advice", lang), lang)
 
-    def record_session(self, summary: Any) -> None:
+    def count_session(self, usage: Any) -> None:
+        pass
+
+    def declare_usage(self, dimension: str, values: Any) -> None:
         pass

@@ -1,10 +1,15 @@
-"""The kiosk as a node: the edge runtime on a background thread, consultation and telemetry.
+"""The kiosk as a node: the edge runtime on a background thread, consultation and usage counts.
 
 :class:`KioskNode` runs :class:`edge.runtime.NodeRuntime` (outbox, MQTT link, the node health
 agent) on an asyncio loop of its own thread, so the Kivy main loop never waits for the network.
 A consultation request is sealed here, on the caller's thread, and stored in the outbox before
 :meth:`KioskNode.request_consultation` returns its ticket; the runtime sends it, sends it again
 until the consultation service says ``consult/accepted``, and hands back ``consult/reply``.
+
+Usage is counted, never sent per session: :meth:`KioskNode.count_session` adds a finished
+session to a :class:`~kiosk.usage.UsageCounter`, and the node sends a period's counts (small
+ones suppressed) once the period has ended. A clean stop keeps the open period's counts in
+``kiosk-usage.json`` (0600) beside the outbox for the next start; a power cut loses them.
 
 New content packs come as the retained command ``{prefix}/v1/{node}/cmd/content_pack``, so the
 current one also arrives at every connect; :meth:`KioskNode.on_content_pack` hands each payload
@@ -20,10 +25,11 @@ language or answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -46,7 +52,8 @@ from kiosk.consult import (
     ticket_of,
 )
 from kiosk.errors import failure_of
-from kiosk.telemetry import session_reading
+from kiosk.session import SessionUsage
+from kiosk.usage import STATE_FILE, UsageCounter
 
 if TYPE_CHECKING:
     from edge.outbox import Outbox
@@ -65,6 +72,8 @@ Dispatch = Callable[[Callable[[], None]], None]
 
 #: How long start, stop and storing a request may take before it is an error.
 TIMEOUT_S = 30.0
+#: How often the node looks whether a usage period has ended.
+USAGE_TICK_S = 0.5
 
 
 def _now_here(fn: Callable[[], None]) -> None:
@@ -84,7 +93,7 @@ class KioskNode:
                                             "language": "en", "age_band": "adult"})
         show_qr(ticket.qr_payload)
         ...
-        node.record_session(session.summary()); node.wipe(); session.wipe()
+        node.count_session(session.usage()); node.wipe(); session.wipe()
         node.stop()
     """
 
@@ -96,6 +105,7 @@ class KioskNode:
         consult_url: str | None = None,
         dispatch: Dispatch = _now_here,
         outbox: Outbox | None = None,
+        usage_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.node = config.node.id
@@ -109,6 +119,13 @@ class KioskNode:
         )
         self._dispatch = dispatch
         self._outbox = outbox
+        #: This kiosk's usage counts (kiosk.usage), kept over a clean restart.
+        self.usage = UsageCounter(
+            period_s=config.kiosk.usage_period_s,
+            k=config.kiosk.usage_min_count,
+            clock=usage_clock,
+            state_path=config.node.data_dir / STATE_FILE,
+        )
         self._lock = threading.Lock()
         self._callbacks: list[ReplyCallback] = []
         self._pack_callbacks: list[PackCallback] = []
@@ -147,11 +164,22 @@ class KioskNode:
         if thread is None:
             return
         if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
+
+            def finish() -> None:
+                # Periods that have ended go into the outbox before its last commit.
+                self._send_usage()
+                stop.set()
+
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(finish)
         thread.join(timeout)
         if thread.is_alive():
             raise ConsultError(f"kiosk node {self.node} did not stop within {timeout:g} s")
         self._thread = None
+        try:
+            self.usage.save()
+        except OSError as exc:
+            self._log.error("kiosk_usage_not_saved", error=exc.strerror or str(exc))
         self._log.info("kiosk_node_stopped")
 
     def __enter__(self) -> KioskNode:
@@ -183,8 +211,40 @@ class KioskNode:
         self._stop = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._runtime = runtime
+        restored = await asyncio.to_thread(self.usage.restore)
+        if restored:
+            self._log.info("kiosk_usage_restored", periods=restored)
         self._ready.set()
-        await runtime.run(self._stop)
+        usage = asyncio.create_task(self._usage_loop(self._stop), name="usage")
+        try:
+            await runtime.run(self._stop)
+        finally:
+            usage.cancel()
+            await asyncio.gather(usage, return_exceptions=True)
+
+    async def _usage_loop(self, stop: asyncio.Event) -> None:
+        """Send each usage period's counts once it has ended."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), USAGE_TICK_S)
+            if not stop.is_set():
+                self._send_usage()
+
+    def _send_usage(self) -> None:
+        """The readings of every usage period that has ended, into the outbox (loop thread)."""
+        runtime = self._runtime
+        if runtime is None:
+            return
+        readings = self.usage.closed()
+        for reading in readings:
+            runtime.emit(reading)
+        if readings:
+            periods = sorted({r.at for r in readings})
+            self._log.info(
+                "kiosk_usage_sent",
+                periods=[p.isoformat() for p in periods],
+                readings=len(readings),
+            )
 
     @property
     def runtime(self) -> NodeRuntime:
@@ -380,13 +440,15 @@ class KioskNode:
 
         self._dispatch(deliver)
 
-    # -------------------------------------------------------------- telemetry
-    def record_session(self, summary: Mapping[str, object], *, at: datetime | None = None) -> None:
-        """Send one session's anonymous usage summary as a ``kiosk_session`` reading."""
-        reading = session_reading(summary, at=at or datetime.now(UTC))
-        runtime, loop = self.runtime, self._loop
-        assert loop is not None
-        loop.call_soon_threadsafe(runtime.emit, reading)
+    # ------------------------------------------------------------------ usage
+    def count_session(self, usage: SessionUsage) -> None:
+        """Count one finished session into the current period's usage; nothing is sent now."""
+        self.usage.add(usage)
+
+    def declare_usage(self, dimension: str, values: Sequence[str]) -> None:
+        """Values a usage dimension can take (``language``: the catalog's codes,
+        ``info_category``: the pack's ``what`` tags); each is sent every period."""
+        self.usage.declare(dimension, values)
 
 
 def decode_key_bytes(key: bytes) -> bytes:

@@ -44,9 +44,9 @@ def scenario_idle_countdown_then_wipe(k: Kiosk) -> None:
     assert k.app.font == str(k.app.settings.font_cjk)
     assert k.app.screen("triage").ids.scroll.scroll_y == 1
     assert k.node.wipes == 1
-    (summary,) = k.node.sessions
-    assert summary["language"] == "ko"
-    assert summary["large_text"] is True
+    (usage,) = k.node.sessions
+    assert usage.language == "ko"
+    assert usage.large_text is True
     shown = [t for name in k.app.manager.screen_names for t in k.app.screen(name).texts()]
     assert not any(asked in t for t in shown), "the last question must not stay on any screen"
 

@@ -1,11 +1,12 @@
-"""The kiosk as a node on a real Mosquitto: consultation request and reply, telemetry."""
+"""The kiosk as a node on a real Mosquitto: consultation request and reply, usage counts."""
 
 from __future__ import annotations
 
-import json
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nacl.public import PrivateKey
@@ -13,6 +14,7 @@ from pydantic import SecretStr
 
 from kiosk.consult import ConsultError, Ticket
 from kiosk.node import KioskNode
+from kiosk.session import SessionUsage
 from protocol import Envelope, Topics
 from tests.kiosk.consult_service import (
     CLOUD_USER,
@@ -199,53 +201,126 @@ def test_a_reply_dispatched_before_a_wipe_is_dropped_when_its_turn_comes(
     assert replies.got == []
 
 
-def test_record_session_sends_an_anonymous_kiosk_session_reading(
+class WallClock:
+    """Unix seconds that a test moves by hand (the node's usage periods follow it)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _usage_readings(cloud: RecordingClient) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for msg in list(cloud.messages):
+        env = Envelope.model_validate_json(msg.payload)
+        out += [r.model_dump(mode="json") for r in env.readings if r.m.startswith("kiosk_")]
+    return out
+
+
+#: 10:20 on a day in 2026, UTC: a period that began at 10:00.
+T0 = 1_790_000_000 - 1_790_000_000 % 3600 + 20 * 60
+
+
+def test_sessions_are_sent_only_as_counts_of_a_finished_period(
     mosquitto: MosquittoServer, make_node: Callable[..., KioskNode]
 ) -> None:
-    topic = Topics().data("k-01")
+    clock = WallClock(T0)
     with RecordingClient(mosquitto) as cloud:
-        cloud.subscribe(topic)
-        node = make_node(mosquitto.port)
+        cloud.subscribe(Topics().data("k-01"))
+        node = make_node(mosquitto.port, usage_clock=clock)
         node.start()
-        node.record_session(
-            {
-                "language": "zh-Hans",
-                "duration_s": 95.25,
-                "path": "language>home>triage>result>doctor",
-                "tier": "green",
-                "info_categories": "health,childcare",
-                "items_viewed": 2,
-                "consult_requested": True,
-                "large_text": False,
-                "high_contrast": True,
-            }
-        )
+        node.declare_usage("language", ["ja", "en", "zh-Hans"])
+        node.declare_usage("info_category", ["health", "childcare"])
+        for n in range(6):
+            node.count_session(
+                SessionUsage(
+                    language="zh-Hans" if n else "en",
+                    tier="green" if n < 5 else "red",
+                    consult_requested=n == 5,
+                    info_categories=frozenset({"health"}),
+                    high_contrast=True,
+                )
+            )
+        assert node.usage.closed() == [], "the period has not ended: nothing to send"
+        clock.now += 3600
+        wait_until("the period's counts", lambda: bool(_usage_readings(cloud)))
+        readings = _usage_readings(cloud)
+    assert {r["m"] for r in readings} == {"kiosk_usage"}
+    assert {r["at"] for r in readings} == {"2026-09-21T14:00:00.000000Z"}
+    cells = {(r["tags"]["dimension"], r["tags"]["value"]): r["fields"] for r in readings}
+    assert cells[("sessions", "all")] == {"count_text": "6", "count": 6}
+    assert cells[("language", "zh-Hans")] == {"count_text": "5", "count": 5}
+    assert cells[("tier", "green")] == {"count_text": "5", "count": 5}
+    assert cells[("info_category", "health")] == {"count_text": "6", "count": 6}
+    assert cells[("display", "high_contrast")] == {"count_text": "6", "count": 6}
+    for cell in [
+        ("language", "en"),
+        ("language", "ja"),
+        ("language", "none"),
+        ("tier", "red"),
+        ("tier", "yellow"),
+        ("tier", "white"),
+        ("consultation", "requested"),
+        ("info_category", "childcare"),
+        ("display", "large_text"),
+    ]:
+        assert cells[cell] == {"count_text": "<5"}, cell
+    assert len(readings) == len(cells), "each cell once"
 
-        def session_readings() -> list[dict[str, object]]:
-            out = []
-            for msg in list(cloud.messages):
-                env = Envelope.model_validate_json(msg.payload)
-                out += [r.model_dump() for r in env.readings if r.m == "kiosk_session"]
-            return out
 
-        wait_until("a kiosk_session reading", lambda: bool(session_readings()))
-    (reading,) = session_readings()
-    assert reading["tags"] == {"language": "zh-Hans", "tier": "green"}
-    fields = reading["fields"]
-    assert isinstance(fields, dict)
-    assert fields["duration_s"] == 95.25
-    assert fields["path"] == "language>home>triage>result>doctor"
-    assert fields["info_categories"] == "health,childcare"
-    assert "answers" not in json.dumps(reading)
-
-
-def test_a_summary_with_anything_beyond_usage_is_refused(
-    mosquitto: MosquittoServer, make_node: Callable[..., KioskNode]
+def test_a_clean_stop_keeps_the_open_period_in_a_private_file_and_a_restart_resumes_it(
+    mosquitto: MosquittoServer, make_node: Callable[..., KioskNode], tmp_path: Path
 ) -> None:
-    node = make_node(mosquitto.port)
-    node.start()
-    with pytest.raises(Exception, match="answers"):
-        node.record_session({"duration_s": 3.0, "answers": "Cough"})
+    clock = WallClock(T0)
+    with RecordingClient(mosquitto) as cloud:
+        cloud.subscribe(Topics().data("k-01"))
+        first = make_node(mosquitto.port, usage_clock=clock)
+        first.start()
+        for _ in range(3):
+            first.count_session(SessionUsage(language="ja", tier="yellow"))
+        first.stop()
+        state = tmp_path / "data" / "kiosk-usage.json"
+        assert stat.S_IMODE(state.stat().st_mode) == 0o600
+        assert not _usage_readings(cloud), "nothing of an unfinished period is sent"
+        # Started again within the same period: the counts go on from where they were.
+        clock.now += 600
+        second = make_node(mosquitto.port, usage_clock=clock)
+        second.start()
+        wait_until("the second node to connect", lambda: second.connected)
+        assert not state.exists(), "taken up, then removed"
+        for _ in range(2):
+            second.count_session(SessionUsage(language="ja", tier="yellow"))
+        clock.now += 3600
+        wait_until("the period's counts", lambda: bool(_usage_readings(cloud)))
+        readings = _usage_readings(cloud)
+        second.stop()
+    cells = {(r["tags"]["dimension"], r["tags"]["value"]): r["fields"] for r in readings}
+    # One reading per cell for the period, holding both runs' sessions: 3 + 2.
+    assert len(readings) == len(cells)
+    assert cells[("sessions", "all")] == {"count_text": "5", "count": 5}
+    assert cells[("tier", "yellow")] == {"count_text": "5", "count": 5}
+
+
+def test_a_period_saved_at_stop_that_ended_before_the_restart_is_sent_at_the_restart(
+    mosquitto: MosquittoServer, make_node: Callable[..., KioskNode], tmp_path: Path
+) -> None:
+    clock = WallClock(T0)
+    first = make_node(mosquitto.port, usage_clock=clock)
+    first.start()
+    first.count_session(SessionUsage(language="ja"))
+    first.stop()
+    clock.now += 5 * 3600  # off for five hours
+    with RecordingClient(mosquitto) as cloud:
+        cloud.subscribe(Topics().data("k-01"))
+        second = make_node(mosquitto.port, usage_clock=clock)
+        second.start()
+        wait_until("the saved period's counts", lambda: bool(_usage_readings(cloud)))
+        readings = _usage_readings(cloud)
+    assert {r["at"] for r in readings} == {"2026-09-21T14:00:00.000000Z"}
+    cells = {(r["tags"]["dimension"], r["tags"]["value"]): r["fields"] for r in readings}
+    assert cells[("sessions", "all")] == {"count_text": "<5"}
 
 
 def test_a_request_without_a_service_key_or_a_start_is_a_clear_error(
