@@ -188,8 +188,11 @@ class KioskSection(_Section):
     idle_s: float = Field(default=90.0, gt=0)
     #: ... which wipes the session after this long unless someone asks for more time.
     warning_s: float = Field(default=30.0, gt=0)
-    #: The read-aloud command; ``{text}`` and ``{voice}`` are replaced, no shell involved.
-    tts_command: list[str] = Field(default_factory=lambda: ["espeak-ng", "-v", "{voice}", "{text}"])
+    #: The read-aloud command, no shell involved: ``{voice}`` is replaced, the text goes to its
+    #: stdin (never an argument, which other users could read in /proc).
+    tts_command: list[str] = Field(
+        default_factory=lambda: ["espeak-ng", "-v", "{voice}", "--stdin"]
+    )
     #: None means the shipped sample (not clinically reviewed): a city replaces it.
     triage_protocol: Path | None = None
     #: None means the shipped sample content pack.
@@ -214,9 +217,15 @@ class KioskSection(_Section):
     @classmethod
     def _tts(cls, v: list[str]) -> list[str]:
         if not v:
-            raise ValueError("needs at least the program to run, e.g. ['espeak-ng', '{text}']")
-        if not any("{text}" in part for part in v):
-            raise ValueError("no argument contains {text}, so nothing would be read aloud")
+            raise ValueError(
+                "needs at least the program to run, e.g. ['espeak-ng', '-v', '{voice}', '--stdin']"
+            )
+        if any("{text}" in part for part in v):
+            raise ValueError(
+                "the text is written to the command's stdin, never put into an argument (other "
+                "users see arguments in /proc, and a text starting with '-' would be an option): "
+                "remove {text}; espeak-ng reads stdin with --stdin"
+            )
         return v
 
 

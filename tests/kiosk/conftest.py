@@ -280,7 +280,7 @@ def drive(target: str, home: str, options: str = "{}") -> None:
     settings = KioskSection(
         idle_s=90,
         warning_s=30,
-        tts_command=["true", "{voice}", "{text}"],
+        tts_command=["true", "{voice}"],
         content_pack=opts.get("content_pack"),
     )
     configure_window(settings)

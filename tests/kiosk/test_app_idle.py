@@ -74,12 +74,3 @@ def test_bad_content_pack_is_refused_old_one_kept_and_logged(run_scenario: Any) 
     proc = run_scenario("tests.kiosk.test_app_idle:scenario_bad_content_pack_is_refused")
     assert "content_pack_refused" in proc.stdout + proc.stderr
     assert "REASONS: " in proc.stdout
-
-
-def test_read_aloud_runs_the_configured_command_with_text_and_voice() -> None:
-    from kiosk.tts import ReadAloud
-
-    spoken: list[list[str]] = []
-    tts = ReadAloud(["espeak-ng", "-v", "{voice}", "{text}"], spawn=spoken.append)
-    tts.say("119 {braces} stay", voice="cmn")
-    assert spoken == [["espeak-ng", "-v", "cmn", "119 {braces} stay"]]
