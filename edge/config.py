@@ -199,7 +199,8 @@ class KioskSection(_Section):
     content_pack: Path | None = None
     #: The consultation service's X25519 public key, base64; requests are sealed to it.
     consult_public_key: str = ""
-    #: Where a phone fetches the doctor's answer: the QR code shows ``<consult_url><ticket>?c=``.
+    #: Where a phone fetches the doctor's answer: the QR code shows ``<consult_url><ticket>#c=``
+    #: (the code in the fragment, which browsers never send to the server).
     consult_url: str = "https://consult.example.org/t/"
     #: Usage counts are sent per period of this many seconds (a divisor of a day; kiosk.usage).
     usage_period_s: int = Field(default=3600, ge=60, le=86400)
