@@ -202,6 +202,9 @@ class KioskSection(_Section):
     #: Where a phone fetches the doctor's answer: the QR code shows ``<consult_url><ticket>#c=``
     #: (the code in the fragment, which browsers never send to the server).
     consult_url: str = "https://consult.example.org/t/"
+    #: A consultation request not answered within this long runs out: the node stops sending
+    #: it, drops it from the outbox, and the screen says so.
+    consult_ttl_s: float = Field(default=1800.0, gt=0, le=7 * 86400)
     #: Usage counts are sent per period of this many seconds (a divisor of a day; kiosk.usage).
     usage_period_s: int = Field(default=3600, ge=60, le=86400)
     #: A usage count below this is sent as "<k", never as its value.

@@ -10,7 +10,8 @@ only when the cloud's receipt covers them (:meth:`Outbox.receipt`).
 Besides readings it holds other messages that must reach the cloud, such as a kiosk's sealed
 consultation request (:meth:`Outbox.put_message`): each waits under its own key until the cloud
 acknowledges that key (:meth:`Outbox.ack_message`), and is handed out and sent again like an
-envelope. They use no seq and leave the reading counters alone.
+envelope, unless its sender drops it as run out (:meth:`Outbox.drop_messages`). They use no seq
+and leave the reading counters alone.
 
 Storage is one SQLite file in WAL mode, so ``machikado edge status`` can read
 :meth:`Outbox.read_stats` from another process while the agent writes. Schema version 2
@@ -744,6 +745,30 @@ class Outbox:
             self._messages_held -= len(gone)
         log.debug("outbox_message_acked", node=self.node, found=bool(gone))
         return bool(gone)
+
+    def drop_messages(self, *, topic_suffix: str, created_before: float) -> list[str]:
+        """Delete the messages on ``topic_suffix`` stored before ``created_before`` (Unix
+        seconds, the outbox's clock): they ran out and are sent no more. Their keys, oldest
+        first."""
+        if not self._messages_held:
+            return []
+        with self._db:
+            self._check_open()
+            with self._transaction("drop messages that ran out", synchronous="NORMAL"):
+                gone = self._conn.execute(
+                    "DELETE FROM message WHERE topic_suffix = ? AND created_at < ? "
+                    "RETURNING id, key",
+                    (topic_suffix, created_before),
+                ).fetchall()
+            self._messages_held -= len(gone)
+        if gone:
+            log.info(
+                "outbox_messages_dropped",
+                node=self.node,
+                topic_suffix=topic_suffix,
+                count=len(gone),
+            )
+        return [key for _id, key in sorted(gone)]
 
     def message_keys(self) -> list[str]:
         """The keys of the messages held, oldest first."""

@@ -19,6 +19,7 @@ that point is shown in the window, and :attr:`KioskApp.start_error` tells the ca
 from __future__ import annotations
 
 import importlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -144,6 +145,8 @@ class ConsultNode(Protocol):
     def request_consultation(self, request: dict[str, Any]) -> Any: ...
 
     def on_reply(self, callback: Callable[[Any, str, str], None]) -> None: ...
+
+    def on_request_expired(self, callback: Callable[[Any], None]) -> None: ...
 
     def count_session(self, usage: SessionUsage) -> None: ...
 
@@ -398,6 +401,7 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         """Replies and content packs from the node, and the pack file's watch, to the app."""
         if self.node is not None:
             self.node.on_reply(self._on_reply)
+            self.node.on_request_expired(self._on_request_expired)
             self.node.on_content_pack(self._pack_from_cloud)
             self.node.declare_usage("language", [lang.code for lang in self.catalog.languages])
             self.node.declare_usage("info_category", self.content.pack.what_tags)
@@ -663,7 +667,9 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             return
         self.session.ticket = ticket
         self.session.consult_requested = True
+        self.session.reply = None
         self._ticket_at = self.clock()
+        doctor.reply_text = ""  # an answer to an earlier request is not this one's
         doctor.ticket_number = str(ticket.number)
         doctor.code = str(ticket.code)
         doctor.qr_payload = str(ticket.qr_payload)
@@ -681,6 +687,19 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         doctor.reply_text = self.session.reply
         doctor.phase = "replied"
         self._ticket_at = None
+
+    def _on_request_expired(self, ticket: Any) -> None:
+        # Called on the Kivy thread (the node's dispatch goes through Clock).
+        mine = self.session.ticket
+        if mine is None or ticket.number != mine.number:
+            return
+        self.session.ticket = None
+        self._ticket_at = None
+        doctor = self.screen("doctor")
+        doctor.ticket_number = doctor.code = doctor.qr_payload = ""
+        doctor.waited_s = 0
+        doctor.ttl_minutes = max(1, math.ceil(self.settings.consult_ttl_s / 60))
+        doctor.phase = "expired"
 
     # -- information ------------------------------------------------------------------------
 

@@ -256,6 +256,9 @@ def walk_screens(kiosk: Any, lang: str, *, large: bool, contrast: bool) -> Itera
     yield "doctor_waiting"
     kiosk.node.reply_now()
     yield "doctor_reply"
+    kiosk.request_doctor()
+    kiosk.node.expire_now()
+    yield "doctor_expired"
     kiosk.open_wizard()
     pack = kiosk.content.pack
     wizard = kiosk.screen("wizard")
@@ -300,6 +303,7 @@ class SampleNode:
     def __init__(self) -> None:
         self.app: Any = None
         self._ticket: Any = None
+        self._expired: Any = None
 
     def start(self) -> None:
         pass
@@ -316,11 +320,18 @@ class SampleNode:
     def on_content_pack(self, callback: Any) -> None:
         pass
 
+    def on_request_expired(self, callback: Any) -> None:
+        self._expired = callback
+
     def request_consultation(self, request: dict[str, Any]) -> Any:
         from kiosk.consult import DEFAULT_CONSULT_URL, Ticket
 
         self._ticket = Ticket.new(consult_url=DEFAULT_CONSULT_URL)
         return self._ticket
+
+    def expire_now(self) -> None:
+        """The current request runs out unanswered."""
+        self._expired(self._ticket)
 
     def reply_now(self) -> None:
         """Deliver a sample reply: the tier's advice, in the resident's language."""

@@ -4,7 +4,11 @@
 agent) on an asyncio loop of its own thread, so the Kivy main loop never waits for the network.
 A consultation request is sealed here, on the caller's thread, and stored in the outbox before
 :meth:`KioskNode.request_consultation` returns its ticket; the runtime sends it, sends it again
-until the consultation service says ``consult/accepted``, and hands back ``consult/reply``.
+until the consultation service says ``consult/accepted``, and hands back ``consult/reply``. A
+request runs out after ``kiosk.consult_ttl_s`` (30 minutes by default): the node then drops it
+from the outbox, so it is sent no more and its ticket number is free again, and, if it is the
+current session's and no answer came, forgets its ticket and key and tells the app
+(:meth:`KioskNode.on_request_expired`).
 
 Usage is counted, never sent per session: :meth:`KioskNode.count_session` adds a finished
 session to a :class:`~kiosk.usage.UsageCounter`, and the node sends a period's counts (small
@@ -30,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -63,6 +68,8 @@ log = structlog.get_logger(__name__)
 
 #: Called with (ticket, reply text, reply language) when the doctor's answer arrives.
 ReplyCallback = Callable[[Ticket, str, str], None]
+#: Called with the current session's ticket when its request ran out unanswered.
+ExpiredCallback = Callable[[Ticket], None]
 #: Called with the raw bytes of a content pack that arrived over MQTT (not yet validated).
 PackCallback = Callable[[bytes], None]
 #: The command a new content pack arrives as: ``{prefix}/v1/{node}/cmd/content_pack``.
@@ -72,8 +79,8 @@ Dispatch = Callable[[Callable[[], None]], None]
 
 #: How long start, stop and storing a request may take before it is an error.
 TIMEOUT_S = 30.0
-#: How often the node looks whether a usage period has ended.
-USAGE_TICK_S = 0.5
+#: How often the node looks whether a usage period has ended or a request ran out.
+TICK_S = 0.5
 
 
 def _now_here(fn: Callable[[], None]) -> None:
@@ -128,6 +135,8 @@ class KioskNode:
         )
         self._lock = threading.Lock()
         self._callbacks: list[ReplyCallback] = []
+        self._expired_callbacks: list[ExpiredCallback] = []
+        self.consult_ttl_s = config.kiosk.consult_ttl_s
         self._pack_callbacks: list[PackCallback] = []
         # Session state: everything here is dropped by wipe().
         self._ticket: Ticket | None = None
@@ -215,20 +224,66 @@ class KioskNode:
         if restored:
             self._log.info("kiosk_usage_restored", periods=restored)
         self._ready.set()
-        usage = asyncio.create_task(self._usage_loop(self._stop), name="usage")
+        ticks = asyncio.create_task(self._ticks(self._stop), name="kiosk-ticks")
         try:
             await runtime.run(self._stop)
         finally:
-            usage.cancel()
-            await asyncio.gather(usage, return_exceptions=True)
+            ticks.cancel()
+            await asyncio.gather(ticks, return_exceptions=True)
 
-    async def _usage_loop(self, stop: asyncio.Event) -> None:
-        """Send each usage period's counts once it has ended."""
+    async def _ticks(self, stop: asyncio.Event) -> None:
+        """Send each usage period's counts once it has ended; let requests run out."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), USAGE_TICK_S)
-            if not stop.is_set():
-                self._send_usage()
+                await asyncio.wait_for(stop.wait(), TICK_S)
+            if stop.is_set():
+                break
+            self._send_usage()
+            try:
+                await self._expire_requests()
+            except Exception:  # a failed look now is tried again at the next tick
+                self._log.exception("consult_expiry_failed")
+
+    async def _expire_requests(self) -> None:
+        """Drop requests older than the TTL from the outbox; tell the app if the current
+        session's ran out unanswered (loop thread)."""
+        runtime = self._runtime
+        if runtime is None:
+            return
+        ttl = self.consult_ttl_s
+        dropped = await asyncio.to_thread(
+            runtime.outbox.drop_messages,
+            topic_suffix=REQUEST_SUFFIX,
+            created_before=time.time() - ttl,
+        )
+        if dropped:
+            self._log.info("consult_requests_ran_out", count=len(dropped))
+        now = datetime.now(UTC)
+        with self._lock:
+            ticket, generation = self._ticket, self._generation
+            if (
+                ticket is None
+                or self._reply is not None
+                or (now - ticket.created_at).total_seconds() < ttl
+            ):
+                return
+            # Like a wipe of the request alone: a late answer is dropped unread.
+            self._ticket = self._reply_key = None
+            callbacks = list(self._expired_callbacks)
+            self._pending += 1
+
+        def deliver() -> None:
+            with self._lock:
+                if self._generation != generation:
+                    return  # wiped meanwhile: the next resident must not see it
+                self._pending -= 1
+            for callback in callbacks:
+                try:
+                    callback(ticket)
+                except Exception:
+                    self._log.exception("consult_expired_callback_failed")
+
+        self._dispatch(deliver)
 
     def _send_usage(self) -> None:
         """The readings of every usage period that has ended, into the outbox (loop thread)."""
@@ -334,6 +389,12 @@ class KioskNode:
             raise
         self._log.info("consult_request_stored", pending=len(pending) + 1)
         return ticket
+
+    def on_request_expired(self, callback: ExpiredCallback) -> None:
+        """Call ``callback(ticket)`` (through ``dispatch``) when the current session's request
+        ran out (``kiosk.consult_ttl_s``) without an answer; the node has forgotten it then."""
+        with self._lock:
+            self._expired_callbacks.append(callback)
 
     def on_reply(self, callback: ReplyCallback) -> None:
         """Call ``callback(ticket, text, language)`` (through ``dispatch``) whenever the doctor

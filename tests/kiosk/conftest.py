@@ -170,6 +170,7 @@ class FakeNode:
         self.sessions: list[SessionUsage] = []
         self.declared: dict[str, list[str]] = {}
         self.callbacks: list[Callable[[Any, str, str], None]] = []
+        self.expired_callbacks: list[Callable[[Any], None]] = []
         self.pack_callbacks: list[Callable[[bytes], None]] = []
         self.ticket: Any = None
         self.started = self.stopped = False
@@ -187,6 +188,14 @@ class FakeNode:
 
     def on_reply(self, callback: Callable[[Any, str, str], None]) -> None:
         self.callbacks.append(callback)
+
+    def on_request_expired(self, callback: Callable[[Any], None]) -> None:
+        self.expired_callbacks.append(callback)
+
+    def expire(self) -> None:
+        """The current request ran out, as the real node reports it."""
+        for callback in self.expired_callbacks:
+            callback(self.ticket)
 
     def request_consultation(self, request: dict[str, Any]) -> Any:
         from kiosk.consult import DEFAULT_CONSULT_URL, Ticket

@@ -73,11 +73,15 @@ def make_node(tmp_path: Path, service_key: PrivateKey) -> Iterator[Callable[...,
 
     def make(port: int, **kwargs: object) -> KioskNode:
         resend = float(kwargs.pop("resend_after_s", 30.0))  # type: ignore[arg-type]
+        ttl = float(kwargs.pop("consult_ttl_s", 1800.0))  # type: ignore[arg-type]
         config = kiosk_config(
             tmp_path / "data",
             port=port,
             public_key=bytes(service_key.public_key),
             resend_after_s=resend,
+        )
+        config = config.model_copy(
+            update={"kiosk": config.kiosk.model_copy(update={"consult_ttl_s": ttl})}
         )
         node = KioskNode(config, **kwargs)  # type: ignore[arg-type]
         nodes.append(node)
@@ -199,6 +203,34 @@ def test_a_reply_dispatched_before_a_wipe_is_dropped_when_its_turn_comes(
     for fn in queued:
         fn()
     assert replies.got == []
+
+
+def test_an_unanswered_request_runs_out_leaves_the_outbox_and_the_app_is_told(
+    mosquitto: MosquittoServer, make_node: Callable[..., KioskNode], service_key: PrivateKey
+) -> None:
+    expired: list[Ticket] = []
+    replies = Replies()
+    with ConsultService(mosquitto, private_key=service_key, accept=False) as service:
+        node = make_node(mosquitto.port, resend_after_s=0.2, consult_ttl_s=2.0)
+        node.on_request_expired(expired.append)
+        node.on_reply(replies)
+        node.start()
+        ticket = node.request_consultation(REQUEST)
+        service.wait_for_requests(2)  # sent, and sent again while nobody accepts it
+        wait_until("the request to run out", lambda: expired == [ticket])
+        # No longer in the outbox, so never sent again; the session forgot it.
+        assert node.runtime.outbox.message_keys() == []
+        assert node.current_ticket is None
+        late = service.requests()[0]
+        # A late answer to it is dropped unread; an answer to a new request is shown.
+        service.publish_reply(late, "Too late for this one.")
+        again = node.request_consultation(REQUEST)
+        copies = service.wait_for_requests(len(service.received) + 1)
+        fresh = next(r for r in copies if r.ticket == again.number)
+        service.publish_reply(fresh, "Rest today.")
+        ((got_ticket, got_text, _lang),) = replies.wait()
+    assert (got_ticket, got_text) == (again, "Rest today.")
+    assert expired == [ticket]
 
 
 class WallClock:
