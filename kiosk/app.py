@@ -371,7 +371,10 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         self.protocol = protocol or TriageProtocol.load(settings.triage_protocol)
         # Before the pack is read, so that a change made meanwhile is seen at the first poll.
         self._pack_file_seen = _file_signature(settings.content_pack)
-        self.content = content or ContentStore(ContentPack.load(settings.content_pack))
+        languages = [lang.code for lang in self.catalog.languages]
+        self.content = content or ContentStore(
+            ContentPack.load(settings.content_pack, languages=languages), languages=languages
+        )
         self.tts = tts or ReadAloud(settings.tts_command)
         self.idle = IdleTimer(settings.idle_s, settings.warning_s, clock=self.clock)
         self.catalog.language(settings.default_language)
@@ -509,7 +512,7 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             load_kv(name)
             screen = cls(name=name)
             manager.add_widget(screen)
-            screen.refresh()
+            self._refresh(screen)
             # Only the current screen is the manager's child and sized by it; this one gets
             # the size it will be shown at now, so that its texts are rendered once.
             screen.size = manager.size
@@ -543,7 +546,7 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
     def go(self, name: str) -> None:
         """Show screen ``name`` (rebuilt for the current state first)."""
         screen = self.screen(name)
-        screen.refresh()
+        self._refresh(screen)
         self.manager.current = name
         self.session.visit(name)
 
@@ -835,7 +838,42 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
     def _refresh_all(self, root: Any) -> None:
         manager: ScreenManager = root.ids.manager
         for screen in manager.screens:
+            self._refresh(screen)
+
+    def _refresh(self, screen: Any, *, again: bool = False) -> None:
+        """``screen.refresh()``, guarded: whatever fails, the kiosk stays up. A content pack
+        that passed its checks and still fails on screen is taken back (the pack before it,
+        or the shipped sample), every screen is rebuilt with that one, and staff are told."""
+        try:
             screen.refresh()
+        except Exception as exc:
+            # The type only: a message could name what the resident chose (their language).
+            error = type(exc).__name__
+            if again or not self.ready:
+                log.error("screen_refresh_failed", error=error)
+                return
+            failed = self.content.pack
+            back = self.content.roll_back()
+            log.error(
+                "screen_refresh_failed",
+                error=error,
+                pack=failed.id,
+                revision=failed.revision,
+                now_showing=back.revision if back is not None else None,
+            )
+            if back is None:
+                return
+            self.pack_refusal = (
+                "screen",
+                (
+                    f"pack {failed.id} revision {failed.revision} failed on screen ({error}); "
+                    f"back to {back.id} revision {back.revision}; see machikado kiosk check-pack",
+                ),
+            )
+            if self.node is not None:
+                self.node.declare_usage("info_category", back.what_tags)
+            for each in self.manager.screens:
+                self._refresh(each, again=True)
 
 
 def _file_signature(path: Path | None) -> tuple[int, int, int] | None:

@@ -2,6 +2,7 @@
 
 machikado kiosk --config firmware_config/nodes/kiosk-sim.toml
 machikado kiosk snapshot --out docs/kiosk [--config PATH]
+machikado kiosk check-pack PATH       # every reason a content pack would be refused; exit 2
 
 The kiosk opens its window first and validates its config right after the first frame: before
 it, only the window settings are read, with :mod:`tomllib` (:func:`window_settings`). A config
@@ -173,6 +174,29 @@ def _node(cfg: NodeConfig) -> ConsultNode:
     from kiosk.node import KioskNode
 
     return KioskNode(cfg, dispatch=lambda fn: Clock.schedule_once(lambda _dt: fn()))
+
+
+PackArgument = typer.Argument(..., help="The content pack file (YAML or JSON).")
+
+
+@app.command("check-pack", cls=PlainCommand)
+def check_pack(path: Path = PackArgument) -> None:
+    """Check a content pack as the kiosk does before it shows one: every reason it would be
+    refused, one per line, and exit status 2; or what it holds, and exit status 0."""
+    from kiosk.content import ContentPack, check_pack_file, kiosk_languages
+
+    languages = kiosk_languages()
+    reasons = check_pack_file(path, languages=languages)
+    if reasons:
+        for reason in reasons:
+            typer.echo(f"{path}: {reason}")
+        typer.echo(f"{path}: refused, {len(reasons)} reason{'s' * (len(reasons) > 1)}", err=True)
+        raise typer.Exit(2)
+    pack = ContentPack.load(path, languages=languages)
+    typer.echo(
+        f"{path}: ok: {pack.id} revision {pack.revision}, {len(pack.items)} items, "
+        f"languages {', '.join(pack.languages)}"
+    )
 
 
 @app.command(cls=PlainCommand)
