@@ -652,6 +652,8 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
 
     def request_doctor(self) -> None:
         """Send the sealed request through the node; show ticket, QR code, waiting time."""
+        from kiosk.consult import ConsultError
+
         doctor = self.screen("doctor")
         if self.node is None:
             doctor.phase = "unavailable"
@@ -801,7 +803,8 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             try:
                 self.node.count_session(self.session.usage())
             except Exception as exc:  # counting must never keep a session alive
-                log.error("session_usage_not_counted", error=str(exc))
+                # The type only: the message could name what the resident chose.
+                log.error("session_usage_not_counted", error=type(exc).__name__)
         self.tts.stop()
         if self.node is not None:
             self.node.wipe()
