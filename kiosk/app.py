@@ -652,8 +652,6 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
 
     def request_doctor(self) -> None:
         """Send the sealed request through the node; show ticket, QR code, waiting time."""
-        from kiosk.consult import ConsultError
-
         doctor = self.screen("doctor")
         if self.node is None:
             doctor.phase = "unavailable"
