@@ -19,8 +19,14 @@ STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 #: Characters no tag value or string field may hold (C0/C1 controls and DEL).
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-#: Tag keys the cloud sets itself from the fleet manifest; a reading may not claim them.
-RESERVED_TAGS = frozenset({"node", "trial", "site", "sensor", "time"})
+#: Measurements the cloud writes itself (cloud/collector/points.py): ``link`` (one point per data
+#: message, what completeness counts) and ``fleet_state`` (births, states, last seen). A node
+#: that could write them could hide its own gaps or fake another's presence.
+RESERVED_MEASUREMENTS = frozenset({"link", "fleet_state"})
+#: Tag keys the cloud sets itself: ``node``, ``trial``, ``site`` (from the fleet manifest) and
+#: ``sensor`` on every reading, ``stream`` on ``link``, ``kind`` on ``fleet_state``; ``time`` is
+#: InfluxDB's own. A reading may not claim them.
+RESERVED_TAGS = frozenset({"node", "trial", "site", "sensor", "time", "kind", "stream"})
 #: Field keys InfluxDB treats specially.
 RESERVED_FIELDS = frozenset({"time"})
 
