@@ -116,6 +116,7 @@ def _checker(cfg: CollectorConfig, held: contextlib.ExitStack) -> Checker:
     )
     writer = BatchWriter(store, dead_letters, initial_s=cfg.retry.initial_s, max_s=cfg.retry.max_s)
     intake = Intake(cfg.mqtt.topics, fleet, unknown_nodes=cfg.fleet.unknown_nodes)
+    intake.usage.seed_from(store)
     return LocalChecker(intake, writer)
 
 

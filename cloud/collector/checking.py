@@ -400,6 +400,7 @@ def _open(cfg: CollectorConfig, give_up: Any) -> tuple[LocalChecker, Callable[[]
         give_up=give_up,
     )
     intake = Intake(cfg.mqtt.topics, fleet, unknown_nodes=cfg.fleet.unknown_nodes)
+    intake.usage.seed_from(store)
 
     def close() -> None:
         dead_letters.close()

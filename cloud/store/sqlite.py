@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from cloud.store.read import (
     to_ns,
 )
 from protocol.files import create_private_file, make_private_dirs
+from protocol.limits import RESERVED_MEASUREMENTS
 
 log = structlog.get_logger(__name__)
 
@@ -260,6 +261,18 @@ class SqliteStore:
             if seq is not None:
                 seqs.setdefault((str(n), str(stream)), set()).add(int(seq))
         return seqs
+
+    def node_series(self) -> Iterator[tuple[str, dict[str, str]]]:
+        """Every series of a node's readings as (measurement, tags): for the collector's
+        budgets (:mod:`cloud.collector.budget`). The cloud's own measurements are left out."""
+        cloud = sorted(RESERVED_MEASUREMENTS)
+        rows = self._rows(
+            "SELECT DISTINCT measurement, series FROM points"
+            f" WHERE measurement NOT IN ({', '.join('?' * len(cloud))})",
+            cloud,
+        )
+        for measurement, series in rows:
+            yield str(measurement), json.loads(series)
 
 
 def _fields(text: str) -> dict[str, FieldValue]:

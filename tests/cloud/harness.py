@@ -63,9 +63,18 @@ class Fleet:
         return list(self.assignments)
 
 
-def write_fleet(path: Path, nodes: Sequence[str], *, kind: str = "kiosk") -> Fleet:
-    """A fleet manifest listing ``nodes`` in one trial, alternating between two sites."""
+def write_fleet(
+    path: Path,
+    nodes: Sequence[str],
+    *,
+    kind: str = "kiosk",
+    budgets: Mapping[str, int] | None = None,
+) -> Fleet:
+    """A fleet manifest listing ``nodes`` in one trial, alternating between two sites;
+    ``budgets`` is its ``[budgets]`` section (every node's budget)."""
     lines = [f'[[trials]]\nid = "{TRIAL}"\nname = "Chaos trial"\n']
+    if budgets:
+        lines.insert(0, _toml_section("budgets", budgets))
     lines += [f'[[sites]]\nid = "{s}"\nname = "{s}"\ntrial = "{TRIAL}"\n' for s in SITES]
     assignments: dict[str, tuple[str, str]] = {}
     for i, node in enumerate(nodes):
