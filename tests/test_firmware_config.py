@@ -154,7 +154,7 @@ def test_boot_config_pulls_each_input_of_the_pi_example_the_right_way() -> None:
 
 def test_collector_example_loads_and_names_the_shipped_acl_user() -> None:
     cfg = load_collector_config(FIRMWARE / "cloud" / "collector.toml")
-    assert cfg.mqtt.username == "collector"
+    assert cfg.mqtt.username == "collector-1"
     assert cfg.mqtt.tls
     assert cfg.store.kind == "auto"
     acl = (FIRMWARE / "mosquitto" / "acl").read_text(encoding="utf-8")
