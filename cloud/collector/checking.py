@@ -386,9 +386,7 @@ def _open(cfg: CollectorConfig, give_up: Any) -> tuple[LocalChecker, Callable[[]
     fleet = load_fleet(cfg.fleet.manifest)
     store = open_store(cfg.store)
     try:
-        dead_letters = DeadLetters(
-            cfg.deadletter.path, max_payload_bytes=cfg.deadletter.max_payload_bytes
-        )
+        dead_letters = DeadLetters(cfg.deadletter.path, policy=cfg.deadletter.policy())
     except BaseException:
         store.close()
         raise

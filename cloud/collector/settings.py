@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from cloud.deadletter import DEFAULT_POLICY as _DL
+from cloud.deadletter import Policy
 from protocol.settings import insecure_broker, is_loopback, read_secret
 from protocol.topics import Topics
 
@@ -140,8 +142,22 @@ class StatusSection(_Section):
 
 
 class DeadLetterSection(_Section):
+    """Where refused messages are kept, and how much of them (:class:`~cloud.deadletter.Policy`:
+    per record, per node's rate, in total; what is not kept in full is counted)."""
+
     path: Path = Path("var/cloud/deadletter.sqlite")
-    max_payload_bytes: int = Field(default=65536, ge=0)
+    max_payload_bytes: int = Field(default=_DL.max_payload_bytes, ge=0)
+    max_reasons: int = Field(default=_DL.max_reasons, ge=1)
+    max_reason_chars: int = Field(default=_DL.max_reason_chars, ge=16)
+    rate_per_minute: float = Field(default=_DL.rate_per_minute, ge=0)
+    burst: int = Field(default=_DL.burst, ge=1)
+    brief_payload_bytes: int = Field(default=_DL.brief_payload_bytes, ge=0)
+    brief_reasons: int = Field(default=_DL.brief_reasons, ge=1)
+    max_records: int = Field(default=_DL.max_records, ge=10)
+    max_bytes: int = Field(default=_DL.max_bytes, ge=65_536)
+
+    def policy(self) -> Policy:
+        return Policy(**self.model_dump(exclude={"path"}))
 
 
 class FleetSection(_Section):
