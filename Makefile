@@ -8,11 +8,12 @@ EXTRAS := node,cloud,web,kiosk,demo,dev
 # Debian packages the tests use for real: the broker and the store of record; Mesa's EGL and
 # GLES for the kiosk rendered offscreen; CJK fonts for Japanese and Chinese screens; espeak-ng
 # for the kiosk's read-aloud button; Node.js and npm (when npm is missing) for the Node-RED the
-# collector benchmark compares against, which its test runs at a small size; PostgreSQL for the
-# web app's database, Chromium for its browser tests (driven by Playwright, never downloaded) and
-# poppler's pdftoppm to look at the PDF Chromium prints of a monthly report.
-DEBIAN_PACKAGES := mosquitto influxdb libegl1 libgles2 libgl1-mesa-dri fonts-noto-cjk espeak-ng \
-	postgresql chromium poppler-utils
+# collector benchmark compares against, which its test runs at a small size; systemd for
+# systemd-analyze, which checks the shipped units; PostgreSQL for the web app's database,
+# Chromium for its browser tests (driven by Playwright, never downloaded) and poppler's
+# pdftoppm to look at the PDF Chromium prints of a monthly report.
+DEBIAN_PACKAGES := mosquitto influxdb systemd libegl1 libgles2 libgl1-mesa-dri fonts-noto-cjk \
+	espeak-ng postgresql chromium poppler-utils
 
 .PHONY: demo test lint typecheck pytest bench system-deps venv lock clean web-catalogs vendor
 

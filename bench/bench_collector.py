@@ -188,7 +188,9 @@ def make_load(
 
 
 def fleet_manifest(nodes: Sequence[str] = (*NODES, PROBE_NODE)) -> str:
-    """The bench fleet manifest (TOML): one trial, one site, every bench node on it."""
+    """The bench fleet manifest (TOML): one trial, one site, every bench node on it; no
+    ``[budgets]``, so the collector checks every node against the contract's default budgets,
+    as a deployment does."""
     lines = [
         "# The collector benchmark's fleet, written by bench/bench_collector.py.",
         f'[[trials]]\nid = "{TRIAL}"\nname = "Collector benchmark"\n',

@@ -268,6 +268,7 @@ def run(
                 for name, path in {**pages, **api}.items():
                     report(f"timing {name}")
                     headers = {"Authorization": f"Bearer {token}"} if name.startswith("api") else {}
+
                     def fetch(p: str = path, h: dict[str, str] = headers) -> None:
                         browser.get(p, h)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import signal
 import sys
 import threading
@@ -72,7 +71,11 @@ def _one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    from cloud.deadletter import printable_json
+
+    # What nodes sent (payloads, topics, reasons quoting them) may hold control characters and
+    # bidi overrides: escaped, the JSON reads back the same, and the terminal shows them.
+    typer.echo(printable_json(data))
 
 
 def _open(cfg: CollectorConfig) -> ReadableStore:
@@ -118,10 +121,11 @@ def _checker(cfg: CollectorConfig, held: contextlib.ExitStack) -> Checker:
     store = _open(cfg)
     held.callback(store.close)
     dead_letters = held.enter_context(
-        DeadLetters(cfg.deadletter.path, max_payload_bytes=cfg.deadletter.max_payload_bytes)
+        DeadLetters(cfg.deadletter.path, policy=cfg.deadletter.policy())
     )
     writer = BatchWriter(store, dead_letters, initial_s=cfg.retry.initial_s, max_s=cfg.retry.max_s)
     intake = Intake(cfg.mqtt.topics, fleet, unknown_nodes=cfg.fleet.unknown_nodes)
+    intake.usage.seed_from(store)
     return LocalChecker(intake, writer)
 
 
@@ -149,13 +153,16 @@ def deadletter_list(
     pending: bool = typer.Option(False, "--pending", help="Only records not replayed yet."),
     limit: int = typer.Option(1000, help="At most this many, oldest first."),
 ) -> None:
-    """List dead letters as JSON: id, time, topic, node, stream, seq, reasons (no payloads)."""
+    """List dead letters as JSON: ``records`` (id, time, topic, node, stream, seq, reasons, how
+    much was kept; no payloads) and ``totals`` (records, and the messages not kept in full:
+    ``brief`` past their node's rate, ``dropped`` to make room; in all and per node)."""
     from cloud.config import load_config
     from cloud.deadletter import DeadLetters
 
     cfg = load_config(config)
-    with DeadLetters(cfg.deadletter.path) as dl:
-        _echo_json([r.summary() for r in dl.records(pending_only=pending, limit=limit)])
+    with DeadLetters(cfg.deadletter.path, policy=cfg.deadletter.policy()) as dl:
+        records = [r.summary() for r in dl.records(pending_only=pending, limit=limit)]
+        _echo_json({"records": records, "totals": dl.totals()})
 
 
 @deadletter_app.command("show")
@@ -168,7 +175,7 @@ def deadletter_show(
     from cloud.deadletter import DeadLetters
 
     cfg = load_config(config)
-    with DeadLetters(cfg.deadletter.path) as dl:
+    with DeadLetters(cfg.deadletter.path, policy=cfg.deadletter.policy()) as dl:
         _echo_json(dl.get(record).detail())
 
 
@@ -195,7 +202,7 @@ def deadletter_replay(
     fleet = load_fleet(cfg.fleet.manifest)
     store = _open(cfg)
     try:
-        with DeadLetters(cfg.deadletter.path) as dl:
+        with DeadLetters(cfg.deadletter.path, policy=cfg.deadletter.policy()) as dl:
             result = replay(cfg, fleet, store, dl, records or None)
     finally:
         store.close()

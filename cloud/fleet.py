@@ -13,10 +13,22 @@ into frozen objects; a bad file is one :class:`~cloud.errors.ConfigError` naming
 Assignment(trial='restroom-health', site='doho', kind='restroom')
 >>> fleet.assignment("rr-99") is None
 True
+
+Each node also has a budget (:class:`~protocol.limits.Budget`, counted by
+:mod:`cloud.collector.budget`): how many distinct measurements, tag keys, values per tag key
+and series it may create in the store. ``[budgets]`` sets every node's, ``[budgets.kind.<kind>]``
+those of one kind, a node's ``budget = {...}`` its own; what none sets is the contract's:
+
+>>> fleet.budget("rr-02").series
+1024
+
+Node ids are MQTT user names, so the names of the cloud's own users (``collector``,
+``collector-<n>``, ``consult`` ...: :data:`protocol.limits.SERVICE_USER`) are refused as node ids.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from datetime import date
@@ -33,7 +45,7 @@ from pydantic import (
 )
 
 from cloud.errors import ConfigError
-from protocol.limits import NODE_ID
+from protocol.limits import DEFAULT_BUDGET, NODE_ID, SERVICE_USER, Budget
 from protocol.messages import NodeKind
 
 #: Trial, site and kind of a node the manifest does not know, when ``unknown_nodes = "accept"``.
@@ -66,6 +78,31 @@ class Site(_Entry):
     lon: float | None = Field(default=None, ge=-180, le=180)
 
 
+class BudgetOverride(_Entry):
+    """Numbers of a node's :class:`~protocol.limits.Budget` to change; the others stay."""
+
+    measurements: int | None = Field(default=None, ge=1)
+    tag_keys: int | None = Field(default=None, ge=0)
+    tag_values: int | None = Field(default=None, ge=1)
+    series: int | None = Field(default=None, ge=1)
+
+    def over(self, base: Budget) -> Budget:
+        """``base`` with the numbers given here."""
+        given = {
+            name: value
+            for name in ("measurements", "tag_keys", "tag_values", "series")
+            if (value := getattr(self, name)) is not None
+        }
+        return dataclasses.replace(base, **given)
+
+
+class Budgets(BudgetOverride):
+    """``[budgets]``: every node's budget (the contract's where not given), and
+    ``[budgets.kind.<kind>]`` for the nodes of one kind."""
+
+    kind: dict[NodeKind, BudgetOverride] = Field(default_factory=dict)
+
+
 class FleetNode(_Entry):
     """A node of the fleet; its id is also its MQTT username and topic level."""
 
@@ -75,12 +112,20 @@ class FleetNode(_Entry):
     site: str
     #: What a vehicle's sensor hub broadcasts, so stations can tell vehicles apart.
     vehicle_id: int | None = Field(default=None, ge=0, le=0xFFFFFFFF)
+    #: This node's own budget numbers, over its kind's.
+    budget: BudgetOverride | None = None
 
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
         if not NODE_ID.fullmatch(v):
             raise ValueError(f"{v!r} must match {NODE_ID.pattern}")
+        if SERVICE_USER.fullmatch(v):
+            raise ValueError(
+                f"{v!r} is reserved: the broker ACL gives the cloud's services (collector,"
+                " collector-<n>, consult, consult-<n>) more than a node, and a node id is its"
+                " MQTT user name"
+            )
         return v
 
 
@@ -103,7 +148,9 @@ class Fleet(_Entry):
     trials: list[Trial] = Field(default_factory=list)
     sites: list[Site] = Field(default_factory=list)
     nodes: list[FleetNode] = Field(default_factory=list)
+    budgets: Budgets = Field(default_factory=Budgets)
     _table: dict[str, Assignment] | None = PrivateAttr(default=None)
+    _budgets: dict[str, Budget] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _references(self) -> Fleet:
@@ -141,6 +188,21 @@ class Fleet(_Entry):
     def assignment(self, node: str) -> Assignment | None:
         """Trial, site and kind of ``node``, or None when the manifest does not list it."""
         return self._by_id().get(node)
+
+    def budget(self, node: str) -> Budget:
+        """What ``node`` may create in the store: the contract's :class:`Budget`, then
+        ``[budgets]``, its kind's ``[budgets.kind.<kind>]``, its own ``budget``; a node the
+        manifest does not list (accepted with ``unknown_nodes = "accept"``) gets ``[budgets]``.
+        """
+        if self._budgets is None:
+            base = self.budgets.over(DEFAULT_BUDGET)
+            table = {"": base}
+            for n in self.nodes:
+                kind = self.budgets.kind.get(n.kind)
+                budget = kind.over(base) if kind is not None else base
+                table[n.id] = n.budget.over(budget) if n.budget is not None else budget
+            self._budgets = table
+        return self._budgets.get(node) or self._budgets[""]
 
     def _by_id(self) -> dict[str, Assignment]:
         # Built once: the model is frozen, so the table never goes stale.

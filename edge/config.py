@@ -15,16 +15,23 @@ import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edge.errors import ConfigError
 from protocol.limits import NODE_ID
 from protocol.messages import NodeKind
-from protocol.settings import FileSettings, load_settings
+from protocol.settings import (
+    FileSettings,
+    insecure_broker,
+    is_loopback,
+    load_settings,
+    read_secret,
+)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: an error must not repeat a password it was given.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class NodeSection(_Section):
@@ -46,9 +53,14 @@ class MqttSection(_Section):
     host: str = "localhost"
     port: int = Field(default=1883, ge=1, le=65535)
     username: str = Field(default="", description="Defaults to the node id; the ACL relies on it.")
-    password: str = ""
+    password: SecretStr = SecretStr("")
+    #: A file holding the password, read at start; ``$CREDENTIALS_DIRECTORY/mqtt-password`` for
+    #: the systemd credential the unit passes (see protocol.settings).
     password_file: Path | None = None
+    #: Required for a broker that is not on the loopback, unless ``allow_insecure``.
     tls: bool = False
+    #: Allow ``tls = false`` to a broker that is not on the loopback (a closed test network).
+    allow_insecure: bool = False
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
@@ -68,9 +80,17 @@ class MqttSection(_Section):
     def _backoff(self) -> MqttSection:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s is smaller than reconnect_min_s")
-        if self.password and self.password_file:
+        if self.password.get_secret_value() and self.password_file:
             raise ValueError("give password or password_file, not both")
+        if not self.tls and not self.allow_insecure and not is_loopback(self.host):
+            raise ValueError(insecure_broker(self.host))
         return self
+
+    def secret(self) -> SecretStr:
+        """The password: read from ``password_file`` when one is given (raises SecretFileError)."""
+        if self.password_file is not None:
+            return read_secret(self.password_file, key="mqtt.password_file")
+        return self.password
 
 
 class OutboxSection(_Section):
@@ -168,24 +188,48 @@ class KioskSection(_Section):
     idle_s: float = Field(default=90.0, gt=0)
     #: ... which wipes the session after this long unless someone asks for more time.
     warning_s: float = Field(default=30.0, gt=0)
-    #: The read-aloud command; ``{text}`` and ``{voice}`` are replaced, no shell involved.
-    tts_command: list[str] = Field(default_factory=lambda: ["espeak-ng", "-v", "{voice}", "{text}"])
+    #: The read-aloud command, no shell involved: ``{voice}`` is replaced, the text goes to its
+    #: stdin (never an argument, which other users could read in /proc).
+    tts_command: list[str] = Field(
+        default_factory=lambda: ["espeak-ng", "-v", "{voice}", "--stdin"]
+    )
     #: None means the shipped sample (not clinically reviewed): a city replaces it.
     triage_protocol: Path | None = None
     #: None means the shipped sample content pack.
     content_pack: Path | None = None
     #: The consultation service's X25519 public key, base64; requests are sealed to it.
     consult_public_key: str = ""
-    #: Where a phone fetches the doctor's answer: the QR code shows ``<consult_url><ticket>?c=``.
+    #: Where a phone fetches the doctor's answer: the QR code shows ``<consult_url><ticket>#c=``
+    #: (the code in the fragment, which browsers never send to the server).
     consult_url: str = "https://consult.example.org/t/"
+    #: A consultation request not answered within this long runs out: the node stops sending
+    #: it, drops it from the outbox, and the screen says so.
+    consult_ttl_s: float = Field(default=1800.0, gt=0, le=7 * 86400)
+    #: Usage counts are sent per period of this many seconds (a divisor of a day; kiosk.usage).
+    usage_period_s: int = Field(default=3600, ge=60, le=86400)
+    #: A usage count below this is sent as "<k", never as its value.
+    usage_min_count: int = Field(default=5, ge=2, le=1000)
+
+    @field_validator("usage_period_s")
+    @classmethod
+    def _usage_period(cls, v: int) -> int:
+        if 86400 % v:
+            raise ValueError(f"{v} does not divide a day (86400 s) evenly, e.g. 900, 3600")
+        return v
 
     @field_validator("tts_command")
     @classmethod
     def _tts(cls, v: list[str]) -> list[str]:
         if not v:
-            raise ValueError("needs at least the program to run, e.g. ['espeak-ng', '{text}']")
-        if not any("{text}" in part for part in v):
-            raise ValueError("no argument contains {text}, so nothing would be read aloud")
+            raise ValueError(
+                "needs at least the program to run, e.g. ['espeak-ng', '-v', '{voice}', '--stdin']"
+            )
+        if any("{text}" in part for part in v):
+            raise ValueError(
+                "the text is written to the command's stdin, never put into an argument (other "
+                "users see arguments in /proc, and a text starting with '-' would be an option): "
+                "remove {text}; espeak-ng reads stdin with --stdin"
+            )
         return v
 
 

@@ -123,6 +123,9 @@ class MqttLink:
         self.topics = Topics(settings.prefix)
         self._birth = birth
         self._handler = handler
+        # Read once, at start: a password file that cannot be read is an error now, not at
+        # every reconnect.
+        self._password = settings.secret()
         # A kiosk's consultation traffic (consult/accepted, consult/reply); None: not subscribed.
         self._on_consult = on_consult
         self._rng = rng or random.Random()
@@ -326,10 +329,7 @@ class MqttLink:
             clean_session=None if v5 else True,
             reconnect_on_failure=False,
         )
-        password = s.password
-        if s.password_file is not None:
-            password = s.password_file.read_text(encoding="utf-8").strip()
-        client.username_pw_set(self.username, password or None)
+        client.username_pw_set(self.username, self._password.get_secret_value() or None)
         if s.tls:
             client.tls_set(
                 ca_certs=str(s.ca_file) if s.ca_file else None,

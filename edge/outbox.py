@@ -10,7 +10,8 @@ only when the cloud's receipt covers them (:meth:`Outbox.receipt`).
 Besides readings it holds other messages that must reach the cloud, such as a kiosk's sealed
 consultation request (:meth:`Outbox.put_message`): each waits under its own key until the cloud
 acknowledges that key (:meth:`Outbox.ack_message`), and is handed out and sent again like an
-envelope. They use no seq and leave the reading counters alone.
+envelope, unless its sender drops it as run out (:meth:`Outbox.drop_messages`). They use no seq
+and leave the reading counters alone.
 
 Storage is one SQLite file in WAL mode, so ``machikado edge status`` can read
 :meth:`Outbox.read_stats` from another process while the agent writes. Schema version 2
@@ -54,8 +55,9 @@ from urllib.parse import quote
 import structlog
 
 from edge.errors import OutboxError, OutboxFull
+from protocol.files import create_private_file, make_private_dirs
 from protocol.limits import CONTROL as CONTROL_CHARS
-from protocol.limits import DEFAULT_LIMITS, NODE_ID
+from protocol.limits import DEFAULT_LIMITS, INT64_MAX, NODE_ID
 from protocol.messages import Reading
 
 log = structlog.get_logger(__name__)
@@ -325,9 +327,11 @@ class Outbox:
         self._refused = 0  # refused readings not yet counted in the database
         self._closed = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Private: readings may say who was where (protocol.files).
+            make_private_dirs(self.path.parent)
+            create_private_file(self.path)
         except OSError as exc:
-            raise OutboxError(f"cannot create the directory for outbox {self.path}: {exc}") from exc
+            raise OutboxError(f"cannot create outbox {self.path}: {exc}") from exc
         self._conn = _connect(self.path, "rwc")
         try:
             self._stream, self._held = self._open()
@@ -742,6 +746,30 @@ class Outbox:
         log.debug("outbox_message_acked", node=self.node, found=bool(gone))
         return bool(gone)
 
+    def drop_messages(self, *, topic_suffix: str, created_before: float) -> list[str]:
+        """Delete the messages on ``topic_suffix`` stored before ``created_before`` (Unix
+        seconds, the outbox's clock): they ran out and are sent no more. Their keys, oldest
+        first."""
+        if not self._messages_held:
+            return []
+        with self._db:
+            self._check_open()
+            with self._transaction("drop messages that ran out", synchronous="NORMAL"):
+                gone = self._conn.execute(
+                    "DELETE FROM message WHERE topic_suffix = ? AND created_at < ? "
+                    "RETURNING id, key",
+                    (topic_suffix, created_before),
+                ).fetchall()
+            self._messages_held -= len(gone)
+        if gone:
+            log.info(
+                "outbox_messages_dropped",
+                node=self.node,
+                topic_suffix=topic_suffix,
+                count=len(gone),
+            )
+        return [key for _id, key in sorted(gone)]
+
     def message_keys(self) -> list[str]:
         """The keys of the messages held, oldest first."""
         with self._db:
@@ -763,8 +791,11 @@ class Outbox:
             )
             return 0
         for lo, hi in ranges:
-            if not 1 <= lo <= hi:
-                raise OutboxError(f"receipt range [{lo}, {hi}] is not 1 <= low <= high")
+            # Bounded like a seq: SQLite cannot bind an integer beyond 64 bits at all.
+            if not 1 <= lo <= hi <= INT64_MAX:
+                raise OutboxError(
+                    f"receipt range [{lo}, {hi}] is not 1 <= low <= high <= {INT64_MAX}"
+                )
         removed = rows = 0
         with self._db:
             self._check_open()

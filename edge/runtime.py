@@ -20,6 +20,12 @@ subscribes to ``consult/#`` and hands ``consult/reply`` payloads to the callback
 Commands arrive on ``{prefix}/v1/{node}/cmd/{name}``. ``rebirth`` is the runtime's own; a part
 of the node that wants another command registers for it with :meth:`NodeRuntime.on_command_named`
 (the kiosk takes ``cmd/content_pack``, a retained message, so it also arrives at every connect).
+
+Under systemd (``Type=notify``, ``WatchdogSec``) the runtime says ``READY=1`` once it runs and
+``WATCHDOG=1`` while its own tasks (link, committer, sender, housekeeping) all run. If one of
+them ends before ``stop``, it never pings again, stops the rest, commits what is buffered and
+raises :class:`NodeFailed` (the command exits non-zero), so systemd restarts the node instead
+of it looking alive while sending nothing. An agent that fails is logged and raised as an alarm.
 """
 
 from __future__ import annotations
@@ -28,9 +34,8 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -40,10 +45,11 @@ import structlog
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import NodeConfig
-from edge.errors import OutboxFull
+from edge.errors import EdgeError, OutboxError, OutboxFull
 from edge.hardware_setup import open_hardware
 from edge.link import MqttLink
 from edge.outbox import Outbox, OutboxMessage, OutboxRow
+from edge.systemd import sd_notify, watchdog_interval
 from protocol import Birth, InvalidMessage, Reading, Receipt, encode_envelope, parse_message
 from protocol.topics import VERSION_LEVEL
 
@@ -53,6 +59,10 @@ log = structlog.get_logger(__name__)
 ALARM_READING_EVERY_S = 60.0
 #: How often the runtime writes its status file and checks for envelopes due again.
 TICK_S = 0.5
+
+
+class NodeFailed(EdgeError):
+    """One of the runtime's own tasks ended before the node was told to stop."""
 
 
 def software_version() -> str:
@@ -104,17 +114,13 @@ class NodeRuntime:
         *,
         outbox: Outbox | None = None,
         extra_agents: Sequence[Any] = (),
+        notify: bool = True,
     ) -> None:
         self.config = config
         self.node = config.node.id
-        self.outbox = outbox or Outbox(
-            config.outbox_path,
-            node=self.node,
-            readings_per_envelope=config.outbox.readings_per_envelope,
-            max_readings=config.outbox.max_readings,
-            when_full=config.outbox.when_full,
-        )
         self.boot_at = datetime.now(UTC)
+        # The link first: it reads the broker password, and one that cannot be read stops the
+        # node before it makes an outbox.
         self.link = MqttLink(
             config.mqtt,
             node=self.node,
@@ -123,7 +129,16 @@ class NodeRuntime:
             handler=self,
             on_consult=self._on_consult if config.node.kind == "kiosk" else None,
         )
+        self.outbox = outbox or Outbox(
+            config.outbox_path,
+            node=self.node,
+            readings_per_envelope=config.outbox.readings_per_envelope,
+            max_readings=config.outbox.max_readings,
+            when_full=config.outbox.when_full,
+        )
         self._extra_agents = list(extra_agents)
+        # False where the process is more than this runtime (the kiosk: its UI loop notifies).
+        self._notify = notify
         self.agents: list[Any] = []
         self._inflight: dict[int, OutboxRow] = {}
         self._inflight_messages: dict[int, OutboxMessage] = {}
@@ -137,6 +152,8 @@ class NodeRuntime:
         self._bucket = TokenBucket(config.mqtt.backlog_rate, now=time.monotonic())
         self._alarm_at: dict[str, float] = {}
         self._simulation: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
+        # The runtime's own tasks: while one of them is done, the watchdog is not fed.
+        self._essential: list[asyncio.Task[None]] = []
         self.counters = {
             "refused_by_outbox": 0,
             "bad_receipts": 0,
@@ -278,24 +295,35 @@ class NodeRuntime:
 
     # ------------------------------------------------------------------ tasks
     async def run(self, stop: asyncio.Event) -> None:
-        """Run agents, committer, sender and link until ``stop``; then flush and close."""
+        """Run agents, committer, sender and link until ``stop``; then flush and close.
+
+        Raises :class:`NodeFailed` (after flushing and closing) when one of the runtime's own
+        tasks ended first.
+        """
         self.agents = self._build_agents() + self._extra_agents
         self._log.info(
             "node_starting", kind=self.config.node.kind, agents=[a.name for a in self.agents]
         )
-        tasks = [
-            asyncio.create_task(self.link.run(stop), name="link"),
-            asyncio.create_task(self._committer(stop), name="committer"),
-            asyncio.create_task(self._sender(stop), name="sender"),
-            asyncio.create_task(self._housekeeping(stop), name="housekeeping"),
+        # What the tasks stop on: the caller's stop, or a failure. Not the caller's own event,
+        # which may stop other nodes too (the demo runs several on one loop).
+        halt = asyncio.Event()
+        self._essential = [
+            asyncio.create_task(self.link.run(halt), name="link"),
+            asyncio.create_task(self._committer(halt), name="committer"),
+            asyncio.create_task(self._sender(halt), name="sender"),
+            asyncio.create_task(self._housekeeping(halt), name="housekeeping"),
         ]
-        tasks += [asyncio.create_task(a.run(stop), name=f"agent-{a.name}") for a in self.agents]
+        tasks = list(self._essential)
+        tasks += [asyncio.create_task(a.run(halt), name=f"agent-{a.name}") for a in self.agents]
         if self._simulation is not None:
-            tasks.append(asyncio.create_task(self._simulation(stop), name="simulation"))
-        sd_notify("READY=1")
+            tasks.append(asyncio.create_task(self._simulation(halt), name="simulation"))
+        if self._notify:
+            sd_notify("READY=1")
+        failure: NodeFailed | None = None
         try:
-            await stop.wait()
+            failure = await self._supervise(stop, tasks)
         finally:
+            halt.set()
             for a in self.agents:
                 with contextlib.suppress(Exception):
                     a.close()
@@ -310,6 +338,45 @@ class NodeRuntime:
                 last_seq=stats.last_seq,
                 pending_rows=stats.pending_rows,
             )
+        if failure is not None:
+            raise failure
+
+    async def _supervise(
+        self, stop: asyncio.Event, tasks: Sequence[asyncio.Task[None]]
+    ) -> NodeFailed | None:
+        """Wait for ``stop``. A runtime task that ends first is the node's failure (returned);
+        an agent that fails is logged and raised as an alarm, and the node goes on."""
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        watched = set(tasks)
+        try:
+            while not stop.is_set():
+                done, _ = await asyncio.wait(
+                    {stopper, *watched}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done - {stopper}:
+                    watched.discard(task)
+                    error = None if task.cancelled() else task.exception()
+                    if task in self._essential:
+                        return self._failed(task.get_name(), error)
+                    if error is not None:
+                        self._log.error(
+                            "agent_failed", task=task.get_name(), error=repr(error), exc_info=error
+                        )
+                        self.on_alarm("agent_failed", f"{task.get_name()}: {error!r}", 0)
+            return None
+        finally:
+            stopper.cancel()
+
+    def _failed(self, task: str, error: BaseException | None) -> NodeFailed:
+        what = "ended" if error is None else f"failed ({type(error).__name__}: {error})"
+        self._log.error("node_task_failed", task=task, error=what, exc_info=error)
+        if self._notify:
+            sd_notify(f"STATUS=task {task} {what}; stopping so that systemd restarts the node")
+        return NodeFailed(f"node {self.node}: its {task} task {what}; the node stops")
+
+    def healthy(self) -> bool:
+        """Whether every task of the runtime's own still runs (the watchdog is fed only then)."""
+        return not any(task.done() for task in self._essential)
 
     def _build_agents(self) -> list[Any]:
         from edge.agents import AgentContext, build_agents
@@ -364,13 +431,23 @@ class NodeRuntime:
                 receipts.append(parse_message(Receipt, payload))
             except InvalidMessage as exc:
                 self.counters["bad_receipts"] += 1
-                self._log.warning("bad_receipt", reasons=list(exc.reasons))
+                self._log.warning("bad_receipt", reasons=list(exc.reasons)[:5], size=len(payload))
 
-        def apply() -> int:
-            return sum(self.outbox.receipt(r.stream, r.ranges) for r in receipts)
+        def apply() -> list[tuple[Receipt, OutboxError]]:
+            refused = []
+            for r in receipts:
+                try:
+                    self.outbox.receipt(r.stream, r.ranges)
+                except OutboxError as exc:  # this receipt only: the next may well apply
+                    refused.append((r, exc))
+            return refused
 
         if receipts:
-            await asyncio.to_thread(apply)
+            for receipt, error in await asyncio.to_thread(apply):
+                self.counters["bad_receipts"] += 1
+                self._log.warning(
+                    "bad_receipt", receipt_stream=receipt.stream, reasons=[str(error)]
+                )
 
     async def _apply_accepted(self) -> None:
         batch, self._accepted = self._accepted, []
@@ -460,14 +537,14 @@ class NodeRuntime:
         return len(sent)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
-        watchdog = _watchdog_interval()
+        watchdog = watchdog_interval() if self._notify else 0.0
         last_ping = 0.0
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
             self._write_status()
             now = time.monotonic()
-            if watchdog and now - last_ping >= watchdog:
+            if watchdog and now - last_ping >= watchdog and self.healthy():
                 sd_notify("WATCHDOG=1")
                 last_ping = now
 
@@ -485,22 +562,11 @@ class NodeRuntime:
             tmp.replace(path)
 
 
-def _watchdog_interval() -> float:
-    usec = os.environ.get("WATCHDOG_USEC")
-    return int(usec) / 2e6 if usec and usec.isdigit() else 0.0
-
-
-def sd_notify(message: str, *, env: Mapping[str, str] | None = None) -> bool:
-    """Tell systemd (Type=notify, WatchdogSec) how the service is; a no-op elsewhere."""
-    addr = (os.environ if env is None else env).get("NOTIFY_SOCKET")
-    if not addr:
-        return False
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(addr)
-            sock.sendall(message.encode())
-        except OSError:
-            return False
-    return True
+__all__ = [
+    "NodeFailed",
+    "NodeRuntime",
+    "TokenBucket",
+    "sd_notify",
+    "software_version",
+    "status_path",
+]

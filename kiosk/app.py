@@ -1,6 +1,6 @@
 """The kiosk app: screens, the accessibility bar, the idle countdown and wipe, wired to the
 domain (triage, content, session, translations) and to the kiosk's node (consultations,
-telemetry).
+usage counts).
 
 The screens are thin (``screens/*.kv``, each loaded once); everything they show comes from the
 session and the domain modules, which know nothing of Kivy. Navigation is
@@ -19,8 +19,9 @@ that point is shown in the window, and :attr:`KioskApp.start_error` tells the ca
 from __future__ import annotations
 
 import importlib
+import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -50,7 +51,7 @@ from kiosk.errors import failure_of
 from kiosk.i18n import Catalog
 from kiosk.lazylog import LazyLogger
 from kiosk.screens.attract import AttractScreen
-from kiosk.session import IdleTimer, KioskSession
+from kiosk.session import IdleTimer, KioskSession, SessionUsage
 from protocol.errors import MachikadoError
 
 if TYPE_CHECKING:
@@ -145,7 +146,11 @@ class ConsultNode(Protocol):
 
     def on_reply(self, callback: Callable[[Any, str, str], None]) -> None: ...
 
-    def record_session(self, summary: Mapping[str, Any]) -> None: ...
+    def on_request_expired(self, callback: Callable[[Any], None]) -> None: ...
+
+    def count_session(self, usage: SessionUsage) -> None: ...
+
+    def declare_usage(self, dimension: str, values: Sequence[str]) -> None: ...
 
     def wipe(self) -> None: ...
 
@@ -312,6 +317,8 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         self.pack_refusal: tuple[str, tuple[str, ...]] | None = None
         #: A config refused after the window opened (deferred start); the app then stops.
         self.start_error: MachikadoError | None = None
+        #: Watchdog ticks under systemd: fed (WATCHDOG=1 sent) or withheld (node unhealthy).
+        self.watchdog = {"fed": 0, "withheld": 0}
         self.node = node
         self.clock = clock
         self.today = today
@@ -364,7 +371,10 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         self.protocol = protocol or TriageProtocol.load(settings.triage_protocol)
         # Before the pack is read, so that a change made meanwhile is seen at the first poll.
         self._pack_file_seen = _file_signature(settings.content_pack)
-        self.content = content or ContentStore(ContentPack.load(settings.content_pack))
+        languages = [lang.code for lang in self.catalog.languages]
+        self.content = content or ContentStore(
+            ContentPack.load(settings.content_pack, languages=languages), languages=languages
+        )
         self.tts = tts or ReadAloud(settings.tts_command)
         self.idle = IdleTimer(settings.idle_s, settings.warning_s, clock=self.clock)
         self.catalog.language(settings.default_language)
@@ -394,13 +404,16 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         """Replies and content packs from the node, and the pack file's watch, to the app."""
         if self.node is not None:
             self.node.on_reply(self._on_reply)
+            self.node.on_request_expired(self._on_request_expired)
             self.node.on_content_pack(self._pack_from_cloud)
+            self.node.declare_usage("language", [lang.code for lang in self.catalog.languages])
+            self.node.declare_usage("info_category", self.content.pack.what_tags)
         if self.settings.content_pack is not None:
             Clock.schedule_interval(self._poll_pack_file, self.pack_poll_s)
 
     def on_start(self) -> None:
         if self.ready:
-            log.info("kiosk_started", language=self.lang)
+            log.info("kiosk_started", default_language=self.lang)
 
     def _on_first_flip(self, window: Any) -> None:
         # on_flip comes before the buffers swap: the next tick is after the first frame.
@@ -412,7 +425,29 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             return
         if self.node is not None:
             self.node.start()
+        self._tell_systemd_ready()
         Clock.schedule_once(self._build_next_screen, 0)
+
+    def _tell_systemd_ready(self) -> None:
+        """Under systemd (machikado-kiosk.service): READY=1 now that the window shows, then
+        WATCHDOG=1 from this, Kivy's, loop while the node's runtime is healthy, so that a frozen
+        screen or a dead node thread gets the kiosk restarted."""
+        from edge.systemd import sd_notify, watchdog_interval
+
+        sd_notify("READY=1")
+        interval = watchdog_interval()
+        if interval:
+            Clock.schedule_interval(self._feed_watchdog, interval)
+
+    def _feed_watchdog(self, _dt: float) -> None:
+        from edge.systemd import sd_notify
+
+        # A stand-in node without ``healthy`` (tests) counts as healthy.
+        if getattr(self.node, "healthy", True):
+            sd_notify("WATCHDOG=1")
+            self.watchdog["fed"] += 1
+        else:
+            self.watchdog["withheld"] += 1
 
     def _finish_setup(self) -> bool:
         """The deferred start's second half; False (and the error shown) if it was refused."""
@@ -425,7 +460,7 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             self._refuse_start(exc)
             return False
         self._wire()
-        log.info("kiosk_started", language=self.lang)
+        log.info("kiosk_started", default_language=self.lang)
         return True
 
     def _refuse_start(self, exc: MachikadoError) -> None:
@@ -477,7 +512,7 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             load_kv(name)
             screen = cls(name=name)
             manager.add_widget(screen)
-            screen.refresh()
+            self._refresh(screen)
             # Only the current screen is the manager's child and sized by it; this one gets
             # the size it will be shown at now, so that its texts are rendered once.
             screen.size = manager.size
@@ -511,10 +546,9 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
     def go(self, name: str) -> None:
         """Show screen ``name`` (rebuilt for the current state first)."""
         screen = self.screen(name)
-        screen.refresh()
+        self._refresh(screen)
         self.manager.current = name
         self.session.visit(name)
-        log.debug("screen_shown", screen=name)
 
     def start(self) -> None:
         """A touch on the attract screen: a session begins with the choice of language."""
@@ -580,7 +614,6 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             emergency.reason = "\n".join(
                 self.ptext(self.lang, a.option_text) for a in outcome.reasons
             )
-            log.info("triage_emergency", path_len=len(outcome.answers))
             self.go("emergency")
         else:
             self.go("result")
@@ -637,7 +670,9 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             return
         self.session.ticket = ticket
         self.session.consult_requested = True
+        self.session.reply = None
         self._ticket_at = self.clock()
+        doctor.reply_text = ""  # an answer to an earlier request is not this one's
         doctor.ticket_number = str(ticket.number)
         doctor.code = str(ticket.code)
         doctor.qr_payload = str(ticket.qr_payload)
@@ -655,7 +690,19 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         doctor.reply_text = self.session.reply
         doctor.phase = "replied"
         self._ticket_at = None
-        log.info("consult_reply_shown")
+
+    def _on_request_expired(self, ticket: Any) -> None:
+        # Called on the Kivy thread (the node's dispatch goes through Clock).
+        mine = self.session.ticket
+        if mine is None or ticket.number != mine.number:
+            return
+        self.session.ticket = None
+        self._ticket_at = None
+        doctor = self.screen("doctor")
+        doctor.ticket_number = doctor.code = doctor.qr_payload = ""
+        doctor.waited_s = 0
+        doctor.ttl_minutes = max(1, math.ceil(self.settings.consult_ttl_s / 60))
+        doctor.phase = "expired"
 
     # -- information ------------------------------------------------------------------------
 
@@ -699,7 +746,10 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
         reasons = self.content.replace(raw, source=source)
         if reasons:
             self.pack_refusal = (source, tuple(reasons))
-        elif self.root is not None:
+            return reasons
+        if self.node is not None:
+            self.node.declare_usage("info_category", self.content.pack.what_tags)
+        if self.root is not None:
             Clock.schedule_once(lambda _dt: self._refresh_all(self.root))
         return reasons
 
@@ -743,16 +793,16 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
 
     def finish(self) -> None:
         """The bar's "finish" button: the resident leaves; wipe now."""
-        log.info("session_finished_by_resident")
         self.wipe()
 
     def wipe(self) -> None:
-        """End the session: telemetry summary out, then everything forgotten, attract shown."""
+        """End the session: counted in the usage, then everything forgotten, attract shown."""
         if self.session.started and self.node is not None:
             try:
-                self.node.record_session(self.session.summary())
-            except Exception as exc:  # telemetry must never keep a session alive
-                log.error("session_telemetry_failed", error=str(exc))
+                self.node.count_session(self.session.usage())
+            except Exception as exc:  # counting must never keep a session alive
+                # The type only: the message could name what the resident chose.
+                log.error("session_usage_not_counted", error=type(exc).__name__)
         self.tts.stop()
         if self.node is not None:
             self.node.wipe()
@@ -771,7 +821,6 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             screen.reset()
         self._refresh_all(self.root)
         self.manager.current = "attract"
-        log.info("session_wiped")
 
     def _tick(self, _dt: float) -> None:
         if self._ticket_at is not None:
@@ -780,7 +829,6 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
             return
         state = self.idle.state()
         if state.is_expired:
-            log.info("session_idle_expired")
             self.wipe()
         elif state.is_warning:
             self.warning_left = state.seconds_left
@@ -791,7 +839,42 @@ class KioskApp(App):  # type: ignore[misc]  # Kivy has no type hints
     def _refresh_all(self, root: Any) -> None:
         manager: ScreenManager = root.ids.manager
         for screen in manager.screens:
+            self._refresh(screen)
+
+    def _refresh(self, screen: Any, *, again: bool = False) -> None:
+        """``screen.refresh()``, guarded: whatever fails, the kiosk stays up. A content pack
+        that passed its checks and still fails on screen is taken back (the pack before it,
+        or the shipped sample), every screen is rebuilt with that one, and staff are told."""
+        try:
             screen.refresh()
+        except Exception as exc:
+            # The type only: a message could name what the resident chose (their language).
+            error = type(exc).__name__
+            if again or not self.ready:
+                log.error("screen_refresh_failed", error=error)
+                return
+            failed = self.content.pack
+            back = self.content.roll_back()
+            log.error(
+                "screen_refresh_failed",
+                error=error,
+                pack=failed.id,
+                revision=failed.revision,
+                now_showing=back.revision if back is not None else None,
+            )
+            if back is None:
+                return
+            self.pack_refusal = (
+                "screen",
+                (
+                    f"pack {failed.id} revision {failed.revision} failed on screen ({error}); "
+                    f"back to {back.id} revision {back.revision}; see machikado kiosk check-pack",
+                ),
+            )
+            if self.node is not None:
+                self.node.declare_usage("info_category", back.what_tags)
+            for each in self.manager.screens:
+                self._refresh(each, again=True)
 
 
 def _file_signature(path: Path | None) -> tuple[int, int, int] | None:

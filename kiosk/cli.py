@@ -2,6 +2,7 @@
 
 machikado kiosk --config firmware_config/nodes/kiosk-sim.toml
 machikado kiosk snapshot --out docs/kiosk [--config PATH]
+machikado kiosk check-pack PATH       # every reason a content pack would be refused; exit 2
 
 The kiosk opens its window first and validates its config right after the first frame: before
 it, only the window settings are read, with :mod:`tomllib` (:func:`window_settings`). A config
@@ -175,6 +176,29 @@ def _node(cfg: NodeConfig) -> ConsultNode:
     return KioskNode(cfg, dispatch=lambda fn: Clock.schedule_once(lambda _dt: fn()))
 
 
+PackArgument = typer.Argument(..., help="The content pack file (YAML or JSON).")
+
+
+@app.command("check-pack", cls=PlainCommand)
+def check_pack(path: Path = PackArgument) -> None:
+    """Check a content pack as the kiosk does before it shows one: every reason it would be
+    refused, one per line, and exit status 2; or what it holds, and exit status 0."""
+    from kiosk.content import ContentPack, check_pack_file, kiosk_languages
+
+    languages = kiosk_languages()
+    reasons = check_pack_file(path, languages=languages)
+    if reasons:
+        for reason in reasons:
+            typer.echo(f"{path}: {reason}")
+        typer.echo(f"{path}: refused, {len(reasons)} reason{'s' * (len(reasons) > 1)}", err=True)
+        raise typer.Exit(2)
+    pack = ContentPack.load(path, languages=languages)
+    typer.echo(
+        f"{path}: ok: {pack.id} revision {pack.revision}, {len(pack.items)} items, "
+        f"languages {', '.join(pack.languages)}"
+    )
+
+
 @app.command(cls=PlainCommand)
 def snapshot(out: Path = OutOption, config: Path | None = ConfigOption) -> None:
     """Render every screen in every language, plus large-text and high-contrast variants.
@@ -256,6 +280,9 @@ def walk_screens(kiosk: Any, lang: str, *, large: bool, contrast: bool) -> Itera
     yield "doctor_waiting"
     kiosk.node.reply_now()
     yield "doctor_reply"
+    kiosk.request_doctor()
+    kiosk.node.expire_now()
+    yield "doctor_expired"
     kiosk.open_wizard()
     pack = kiosk.content.pack
     wizard = kiosk.screen("wizard")
@@ -300,6 +327,7 @@ class SampleNode:
     def __init__(self) -> None:
         self.app: Any = None
         self._ticket: Any = None
+        self._expired: Any = None
 
     def start(self) -> None:
         pass
@@ -316,16 +344,26 @@ class SampleNode:
     def on_content_pack(self, callback: Any) -> None:
         pass
 
+    def on_request_expired(self, callback: Any) -> None:
+        self._expired = callback
+
     def request_consultation(self, request: dict[str, Any]) -> Any:
         from kiosk.consult import DEFAULT_CONSULT_URL, Ticket
 
         self._ticket = Ticket.new(consult_url=DEFAULT_CONSULT_URL)
         return self._ticket
 
+    def expire_now(self) -> None:
+        """The current request runs out unanswered."""
+        self._expired(self._ticket)
+
     def reply_now(self) -> None:
         """Deliver a sample reply: the tier's advice, in the resident's language."""
         lang = self.app.lang
         self._callback(self._ticket, self.app.tr("tier.green.advice", lang), lang)
 
-    def record_session(self, summary: Any) -> None:
+    def count_session(self, usage: Any) -> None:
+        pass
+
+    def declare_usage(self, dimension: str, values: Any) -> None:
         pass

@@ -16,7 +16,9 @@ session forgets the key. Messages, under ``{prefix}/v1/{node}/consult/`` with Qo
 
 The ticket number is what the resident reads off the screen (four digits and an ISO 7064
 MOD 11,10 check digit); the one-time code (96 random bits, URL-safe) is the secret that lets a
-phone fetch the answer at ``<consult_url><ticket>?c=<code>``, shown as a QR code.
+phone fetch the answer at ``<consult_url><ticket>#c=<code>``, shown as a QR code. The code is in
+the fragment (after ``#``), which a browser keeps to itself: it never reaches the server, a
+proxy or their access logs; the phone page reads it from ``location.hash``.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ class Ticket:
     phone, inside ``qr_payload`` (the address the QR code shows).
 
     >>> t = Ticket.new(consult_url="https://consult.example.org/t/")
-    >>> ticket_is_valid(t.number), t.qr_payload.endswith(f"/t/{t.number}?c={t.code}")
+    >>> ticket_is_valid(t.number), t.qr_payload.endswith(f"/t/{t.number}#c={t.code}")
     (True, True)
     """
 
@@ -115,15 +117,23 @@ class Ticket:
             number = f"{digits}-{check_digit(digits)}"
             if number not in avoid:
                 code = secrets.token_urlsafe(CODE_BYTES)
-                return cls(number=number, code=code, qr_payload=f"{base}{number}?c={code}")
+                # In the fragment: browsers never send it, so no server or proxy logs it.
+                return cls(number=number, code=code, qr_payload=f"{base}{number}#c={code}")
 
 
 def check_consult_url(base: str) -> str:
-    """``base`` if it is an https (or http) URL ending in ``/``; else a clear error."""
+    """``base`` if it is an https (or http) URL ending in ``/``, with no query or fragment of
+    its own (the ticket and the code follow it); else a clear error."""
     parts = urlsplit(base)
-    if parts.scheme not in ("https", "http") or not parts.netloc or not base.endswith("/"):
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.netloc
+        or not base.endswith("/")
+        or "?" in base
+        or "#" in base
+    ):
         raise ConsultError(
-            f"consult_url {base!r} must be an http(s) URL ending in '/', "
+            f"consult_url {base!r} must be an http(s) URL ending in '/' without '?' or '#', "
             "such as 'https://consult.example.org/t/'"
         )
     return base

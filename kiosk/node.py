@@ -1,10 +1,19 @@
-"""The kiosk as a node: the edge runtime on a background thread, consultation and telemetry.
+"""The kiosk as a node: the edge runtime on a background thread, consultation and usage counts.
 
 :class:`KioskNode` runs :class:`edge.runtime.NodeRuntime` (outbox, MQTT link, the node health
 agent) on an asyncio loop of its own thread, so the Kivy main loop never waits for the network.
 A consultation request is sealed here, on the caller's thread, and stored in the outbox before
 :meth:`KioskNode.request_consultation` returns its ticket; the runtime sends it, sends it again
-until the consultation service says ``consult/accepted``, and hands back ``consult/reply``.
+until the consultation service says ``consult/accepted``, and hands back ``consult/reply``. A
+request runs out after ``kiosk.consult_ttl_s`` (30 minutes by default): the node then drops it
+from the outbox, so it is sent no more and its ticket number is free again, and, if it is the
+current session's and no answer came, forgets its ticket and key and tells the app
+(:meth:`KioskNode.on_request_expired`).
+
+Usage is counted, never sent per session: :meth:`KioskNode.count_session` adds a finished
+session to a :class:`~kiosk.usage.UsageCounter`, and the node sends a period's counts (small
+ones suppressed) once the period has ended. A clean stop keeps the open period's counts in
+``kiosk-usage.json`` (0600) beside the outbox for the next start; a power cut loses them.
 
 New content packs come as the retained command ``{prefix}/v1/{node}/cmd/content_pack``, so the
 current one also arrives at every connect; :meth:`KioskNode.on_content_pack` hands each payload
@@ -20,8 +29,10 @@ language or answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -46,7 +57,8 @@ from kiosk.consult import (
     ticket_of,
 )
 from kiosk.errors import failure_of
-from kiosk.telemetry import session_reading
+from kiosk.session import SessionUsage
+from kiosk.usage import STATE_FILE, UsageCounter
 
 if TYPE_CHECKING:
     from edge.outbox import Outbox
@@ -56,6 +68,8 @@ log = structlog.get_logger(__name__)
 
 #: Called with (ticket, reply text, reply language) when the doctor's answer arrives.
 ReplyCallback = Callable[[Ticket, str, str], None]
+#: Called with the current session's ticket when its request ran out unanswered.
+ExpiredCallback = Callable[[Ticket], None]
 #: Called with the raw bytes of a content pack that arrived over MQTT (not yet validated).
 PackCallback = Callable[[bytes], None]
 #: The command a new content pack arrives as: ``{prefix}/v1/{node}/cmd/content_pack``.
@@ -65,6 +79,8 @@ Dispatch = Callable[[Callable[[], None]], None]
 
 #: How long start, stop and storing a request may take before it is an error.
 TIMEOUT_S = 30.0
+#: How often the node looks whether a usage period has ended or a request ran out.
+TICK_S = 0.5
 
 
 def _now_here(fn: Callable[[], None]) -> None:
@@ -84,7 +100,7 @@ class KioskNode:
                                             "language": "en", "age_band": "adult"})
         show_qr(ticket.qr_payload)
         ...
-        node.record_session(session.summary()); node.wipe(); session.wipe()
+        node.count_session(session.usage()); node.wipe(); session.wipe()
         node.stop()
     """
 
@@ -96,6 +112,7 @@ class KioskNode:
         consult_url: str | None = None,
         dispatch: Dispatch = _now_here,
         outbox: Outbox | None = None,
+        usage_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.node = config.node.id
@@ -109,8 +126,17 @@ class KioskNode:
         )
         self._dispatch = dispatch
         self._outbox = outbox
+        #: This kiosk's usage counts (kiosk.usage), kept over a clean restart.
+        self.usage = UsageCounter(
+            period_s=config.kiosk.usage_period_s,
+            k=config.kiosk.usage_min_count,
+            clock=usage_clock,
+            state_path=config.node.data_dir / STATE_FILE,
+        )
         self._lock = threading.Lock()
         self._callbacks: list[ReplyCallback] = []
+        self._expired_callbacks: list[ExpiredCallback] = []
+        self.consult_ttl_s = config.kiosk.consult_ttl_s
         self._pack_callbacks: list[PackCallback] = []
         # Session state: everything here is dropped by wipe().
         self._ticket: Ticket | None = None
@@ -147,11 +173,22 @@ class KioskNode:
         if thread is None:
             return
         if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
+
+            def finish() -> None:
+                # Periods that have ended go into the outbox before its last commit.
+                self._send_usage()
+                stop.set()
+
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(finish)
         thread.join(timeout)
         if thread.is_alive():
             raise ConsultError(f"kiosk node {self.node} did not stop within {timeout:g} s")
         self._thread = None
+        try:
+            self.usage.save()
+        except OSError as exc:
+            self._log.error("kiosk_usage_not_saved", error=exc.strerror or str(exc))
         self._log.info("kiosk_node_stopped")
 
     def __enter__(self) -> KioskNode:
@@ -175,14 +212,94 @@ class KioskNode:
         # Imported here, on the node's thread: the MQTT stack is not needed for the first frame.
         from edge.runtime import NodeRuntime
 
-        runtime = NodeRuntime(self.config, outbox=self._outbox)
+        # The app tells systemd how the kiosk is, from its UI loop: a frozen screen must stop
+        # the watchdog even while this thread still runs.
+        runtime = NodeRuntime(self.config, outbox=self._outbox, notify=False)
         runtime.on_consult_reply(self._on_reply_payload)
         runtime.on_command_named(CONTENT_PACK_COMMAND, self._on_pack_payload)
         self._stop = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._runtime = runtime
+        restored = await asyncio.to_thread(self.usage.restore)
+        if restored:
+            self._log.info("kiosk_usage_restored", periods=restored)
         self._ready.set()
-        await runtime.run(self._stop)
+        ticks = asyncio.create_task(self._ticks(self._stop), name="kiosk-ticks")
+        try:
+            await runtime.run(self._stop)
+        finally:
+            ticks.cancel()
+            await asyncio.gather(ticks, return_exceptions=True)
+
+    async def _ticks(self, stop: asyncio.Event) -> None:
+        """Send each usage period's counts once it has ended; let requests run out."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TICK_S)
+            if stop.is_set():
+                break
+            self._send_usage()
+            try:
+                await self._expire_requests()
+            except Exception:  # a failed look now is tried again at the next tick
+                self._log.exception("consult_expiry_failed")
+
+    async def _expire_requests(self) -> None:
+        """Drop requests older than the TTL from the outbox; tell the app if the current
+        session's ran out unanswered (loop thread)."""
+        runtime = self._runtime
+        if runtime is None:
+            return
+        ttl = self.consult_ttl_s
+        dropped = await asyncio.to_thread(
+            runtime.outbox.drop_messages,
+            topic_suffix=REQUEST_SUFFIX,
+            created_before=time.time() - ttl,
+        )
+        if dropped:
+            self._log.info("consult_requests_ran_out", count=len(dropped))
+        now = datetime.now(UTC)
+        with self._lock:
+            ticket, generation = self._ticket, self._generation
+            if (
+                ticket is None
+                or self._reply is not None
+                or (now - ticket.created_at).total_seconds() < ttl
+            ):
+                return
+            # Like a wipe of the request alone: a late answer is dropped unread.
+            self._ticket = self._reply_key = None
+            callbacks = list(self._expired_callbacks)
+            self._pending += 1
+
+        def deliver() -> None:
+            with self._lock:
+                if self._generation != generation:
+                    return  # wiped meanwhile: the next resident must not see it
+                self._pending -= 1
+            for callback in callbacks:
+                try:
+                    callback(ticket)
+                except Exception:
+                    self._log.exception("consult_expired_callback_failed")
+
+        self._dispatch(deliver)
+
+    def _send_usage(self) -> None:
+        """The readings of every usage period that has ended, into the outbox (loop thread)."""
+        runtime = self._runtime
+        if runtime is None:
+            return
+        readings = self.usage.closed()
+        for reading in readings:
+            runtime.emit(reading)
+        if readings:
+            periods = sorted({r.at for r in readings})
+            self._log.info(
+                "kiosk_usage_sent",
+                periods=[p.isoformat() for p in periods],
+                readings=len(readings),
+            )
 
     @property
     def runtime(self) -> NodeRuntime:
@@ -195,6 +312,14 @@ class KioskNode:
     def running(self) -> bool:
         """Whether the runtime thread is running (between :meth:`start` and :meth:`stop`)."""
         return self._thread is not None
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the runtime thread and every task of the runtime's own still run."""
+        thread, runtime = self._thread, self._runtime
+        return (
+            thread is not None and thread.is_alive() and runtime is not None and runtime.healthy()
+        )
 
     @property
     def connected(self) -> bool:
@@ -264,6 +389,12 @@ class KioskNode:
             raise
         self._log.info("consult_request_stored", pending=len(pending) + 1)
         return ticket
+
+    def on_request_expired(self, callback: ExpiredCallback) -> None:
+        """Call ``callback(ticket)`` (through ``dispatch``) when the current session's request
+        ran out (``kiosk.consult_ttl_s``) without an answer; the node has forgotten it then."""
+        with self._lock:
+            self._expired_callbacks.append(callback)
 
     def on_reply(self, callback: ReplyCallback) -> None:
         """Call ``callback(ticket, text, language)`` (through ``dispatch``) whenever the doctor
@@ -370,13 +501,15 @@ class KioskNode:
 
         self._dispatch(deliver)
 
-    # -------------------------------------------------------------- telemetry
-    def record_session(self, summary: Mapping[str, object], *, at: datetime | None = None) -> None:
-        """Send one session's anonymous usage summary as a ``kiosk_session`` reading."""
-        reading = session_reading(summary, at=at or datetime.now(UTC))
-        runtime, loop = self.runtime, self._loop
-        assert loop is not None
-        loop.call_soon_threadsafe(runtime.emit, reading)
+    # ------------------------------------------------------------------ usage
+    def count_session(self, usage: SessionUsage) -> None:
+        """Count one finished session into the current period's usage; nothing is sent now."""
+        self.usage.add(usage)
+
+    def declare_usage(self, dimension: str, values: Sequence[str]) -> None:
+        """Values a usage dimension can take (``language``: the catalog's codes,
+        ``info_category``: the pack's ``what`` tags); each is sent every period."""
+        self.usage.declare(dimension, values)
 
 
 def decode_key_bytes(key: bytes) -> bytes:

@@ -31,7 +31,7 @@ class QrError(KioskError):
 class QrMatrix:
     """A QR code as rows of dark (True) and light modules, quiet zone included.
 
-    >>> m = qr_matrix("https://consult.example.org/t/4821-8?c=abc")
+    >>> m = qr_matrix("https://consult.example.org/t/4821-8#c=abc")
     >>> m.version, m.size == len(m.rows) == 4 * m.version + 17 + 2 * BORDER
     (3, True)
     """

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from kiosk.errors import KioskError
@@ -25,8 +25,22 @@ if TYPE_CHECKING:
 Clock = Callable[[], float]
 Phase = Literal["active", "warning", "expired"]
 
-#: Telemetry string fields stay within the wire contract's limit for string fields.
-_MAX_SUMMARY_TEXT = 256
+
+@dataclass(frozen=True, slots=True)
+class SessionUsage:
+    """What one finished session adds to the kiosk's usage counts (:mod:`kiosk.usage`).
+
+    >>> SessionUsage(language="en", info_categories=frozenset({"waste"})).consult_requested
+    False
+    """
+
+    language: str | None = None
+    #: The most urgent tier the session reached; None without a finished interview.
+    tier: str | None = None
+    consult_requested: bool = False
+    info_categories: frozenset[str] = field(default_factory=frozenset)
+    large_text: bool = False
+    high_contrast: bool = False
 
 
 class KioskSession:
@@ -36,8 +50,8 @@ class KioskSession:
     >>> s = KioskSession(clock=lambda: t[0])
     >>> s.visit("language"); s.language = "en"; s.visit("home")
     >>> t[0] = 142.5
-    >>> s.summary()["duration_s"], s.summary()["path"]
-    (42.5, 'language>home')
+    >>> s.duration_s(), s.usage().language
+    (42.5, 'en')
     >>> s.wipe(); s.language is None and s.screens == []
     True
     """
@@ -148,28 +162,19 @@ class KioskSession:
             return 0.0
         return max(0.0, self._clock() - self.started_at)
 
-    def summary(self) -> dict[str, str | float | int | bool]:
-        """The anonymous usage summary for telemetry: no answers, no ticket, no reply.
-
-        Keys: ``language``, ``duration_s``, ``path`` (screen names joined by ``>``), ``tier``
-        (the most urgent tier reached, or ""), ``info_categories`` (comma-joined),
-        ``items_viewed`` (a count), ``consult_requested``, ``large_text``, ``high_contrast``.
-        """
+    def usage(self) -> SessionUsage:
+        """What this session adds to the kiosk's usage counts (:mod:`kiosk.usage`): language,
+        most urgent tier, whether a doctor was asked, categories viewed, display switches.
+        Nothing else of it leaves the kiosk: no answers, screens, times, ticket or reply."""
         self.note_outcome()
-        path = ">".join(self.screens)
-        if len(path) > _MAX_SUMMARY_TEXT:
-            path = path[: _MAX_SUMMARY_TEXT - 1] + "…"
-        return {
-            "language": self.language or "",
-            "duration_s": round(self.duration_s(), 3),
-            "path": path,
-            "tier": self.tier_reached.value if self.tier_reached else "",
-            "info_categories": ",".join(self.info_categories)[:_MAX_SUMMARY_TEXT],
-            "items_viewed": len(self.items_viewed),
-            "consult_requested": self.consult_requested,
-            "large_text": self.large_text,
-            "high_contrast": self.high_contrast,
-        }
+        return SessionUsage(
+            language=self.language,
+            tier=self.tier_reached.value if self.tier_reached else None,
+            consult_requested=self.consult_requested,
+            info_categories=frozenset(self.info_categories),
+            large_text=self.large_text,
+            high_contrast=self.high_contrast,
+        )
 
 
 @dataclass(frozen=True, slots=True)

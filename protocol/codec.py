@@ -27,6 +27,7 @@ from protocol.limits import (
     KEY,
     NODE_ID,
     RESERVED_FIELDS,
+    RESERVED_MEASUREMENTS,
     RESERVED_TAGS,
     STREAM_ID,
     Limits,
@@ -138,7 +139,6 @@ class _Seen:
 
 
 _NAMES, _TAG_KEYS, _FIELD_KEYS = _Seen(), _Seen(), _Seen()
-_NONE_RESERVED: frozenset[str] = frozenset()
 _SENSORS, _TAG_VALUES = _Seen(), _Seen(16_384)
 
 
@@ -252,7 +252,9 @@ def _reading_parts(data: Any, time_of: Callable[[Any], _T | None]) -> _Parts[_T]
         return None
     get = data.get
     m = get("m")
-    if type(m) is not str or (m not in _NAMES.good and not _key_ok(m, _NAMES, _NONE_RESERVED)):
+    if type(m) is not str or (
+        m not in _NAMES.good and not _key_ok(m, _NAMES, RESERVED_MEASUREMENTS)
+    ):
         return None
     at = time_of(get("at"))
     if at is None:

@@ -24,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     PlainSerializer,
     StringConstraints,
     field_validator,
@@ -38,6 +39,7 @@ from protocol.limits import (
     KEY,
     NODE_ID,
     RESERVED_FIELDS,
+    RESERVED_MEASUREMENTS,
     RESERVED_TAGS,
     STREAM_ID,
 )
@@ -81,6 +83,12 @@ def _tag_text(value: str) -> str:
     return value
 
 
+def _not_reserved_measurement(name: str) -> str:
+    if name in RESERVED_MEASUREMENTS:
+        raise ValueError(f"measurement {name!r} is reserved for the cloud")
+    return name
+
+
 def _not_reserved_tag(key: str) -> str:
     if key in RESERVED_TAGS:
         raise ValueError(f"tag key {key!r} is reserved for the cloud")
@@ -109,7 +117,16 @@ def _field_value(value: bool | int | float | str) -> bool | int | float | str:
     return value
 
 
+Measurement = Annotated[Key, AfterValidator(_not_reserved_measurement)]
 TagKey = Annotated[Key, AfterValidator(_not_reserved_tag)]
+
+
+def _one_of(names: frozenset[str]) -> dict[str, JsonValue]:
+    """JSON Schema for "one of ``names``" (the models' reserved names, for the schema files)."""
+    enum: list[JsonValue] = [*sorted(names)]
+    return {"enum": enum}
+
+
 FieldKey = Annotated[Key, AfterValidator(_not_reserved_field)]
 TagValue = Annotated[
     str,
@@ -132,16 +149,23 @@ class Reading(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    m: Key = Field(description="Measurement name.")
+    m: Measurement = Field(
+        description="Measurement name.",
+        json_schema_extra={"not": _one_of(RESERVED_MEASUREMENTS)},
+    )
     at: UtcTime = Field(description="When it was measured (UTC, microseconds).")
     sensor: Sensor | None = Field(default=None, description="Which sensor of the node, if several.")
     tags: dict[TagKey, TagValue] = Field(
-        default_factory=dict, max_length=_LIM.max_tags, description="Indexed attributes."
+        default_factory=dict,
+        max_length=_LIM.max_tags,
+        description="Indexed attributes.",
+        json_schema_extra={"propertyNames": {"not": _one_of(RESERVED_TAGS)}},
     )
     fields: dict[FieldKey, FieldValue] = Field(
         min_length=1,
         max_length=_LIM.max_fields,
         description="The values: finite numbers, booleans, short strings.",
+        json_schema_extra={"propertyNames": {"not": _one_of(RESERVED_FIELDS)}},
     )
 
     @field_validator("at")
@@ -193,24 +217,27 @@ class Birth(BaseModel):
 
 
 SeqRange = tuple[int, int]
+#: A seq as a receipt names it: what an envelope's ``seq`` may be, 1 to the largest int64.
+ReceiptSeq = Annotated[int, Field(ge=1, le=INT64_MAX)]
 
 
 class Receipt(BaseModel):
     """The cloud's word that these seqs of this stream are durably stored.
 
-    Ranges are inclusive and sorted: ``[[1, 40], [42, 42]]``.
+    Ranges are inclusive and sorted: ``[[1, 40], [42, 42]]``. Each bound is a seq an envelope
+    may carry (1 to 2**63 - 1), so a receipt names nothing a node's outbox cannot hold.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     v: Literal[1] = V
     stream: StreamId
-    ranges: list[SeqRange] = Field(min_length=1, max_length=10_000)
+    ranges: list[tuple[ReceiptSeq, ReceiptSeq]] = Field(min_length=1, max_length=10_000)
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> Receipt:
         for lo, hi in self.ranges:
-            if lo < 1 or hi < lo:
+            if hi < lo:
                 raise ValueError(f"range [{lo}, {hi}] is not 1 <= low <= high")
         return self
 

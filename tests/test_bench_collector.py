@@ -27,8 +27,10 @@ from bench.bench_collector import (
     rows,
 )
 from bench.errors import BenchError
+from cloud.collector.intake import Accepted, Intake
 from cloud.fleet import load_fleet
 from protocol import parse_envelope
+from protocol.limits import DEFAULT_BUDGET
 
 
 def test_load_is_valid_envelopes_from_every_bench_node_each_stream_counting_from_one() -> None:
@@ -59,6 +61,26 @@ def test_bench_fleet_manifest_lists_every_node_the_load_comes_from(tmp_path: Pat
         assignment = fleet.assignment(node)
         assert assignment is not None
         assert (assignment.trial, assignment.site) == (bench_collector.TRIAL, bench_collector.SITE)
+
+
+def test_the_benchmarked_collector_checks_every_node_against_the_default_budgets(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fleet.toml"
+    path.write_text(fleet_manifest(), encoding="utf-8")
+    fleet = load_fleet(path)
+    # What the collector under benchmark makes of the load: every message within its node's
+    # budget (so all are stored), counted against it.
+    take = Intake(bench_collector.TOPICS, fleet)
+    load = make_load(40, per_message=10, measurement="bench_r10")
+
+    outcomes = [take(topic, payload, datetime.now(UTC)) for topic, payload in load.messages]
+
+    assert all(isinstance(out, Accepted) for out in outcomes)
+    for node in (*bench_collector.NODES, bench_collector.PROBE_NODE):
+        assert fleet.budget(node) == DEFAULT_BUDGET
+    for node in bench_collector.NODES:
+        assert len(take.usage.of(node).series) == 1
 
 
 AT0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import tomllib
 import typing
 from collections import Counter
@@ -15,6 +17,7 @@ import pytest
 from cloud.config import load_config as load_collector_config
 from edge.config import NodeConfig, load_config
 from protocol.messages import NodeKind
+from protocol.settings import is_loopback
 
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware_config"
 NODE_CONFIGS = sorted((FIRMWARE / "nodes").glob("*.toml"))
@@ -151,7 +154,7 @@ def test_boot_config_pulls_each_input_of_the_pi_example_the_right_way() -> None:
 
 def test_collector_example_loads_and_names_the_shipped_acl_user() -> None:
     cfg = load_collector_config(FIRMWARE / "cloud" / "collector.toml")
-    assert cfg.mqtt.username == "collector"
+    assert cfg.mqtt.username == "collector-1"
     assert cfg.mqtt.tls
     assert cfg.store.kind == "auto"
     acl = (FIRMWARE / "mosquitto" / "acl").read_text(encoding="utf-8")
@@ -162,3 +165,150 @@ def test_collector_systemd_unit_runs_the_collector_config() -> None:
     unit = (FIRMWARE / "systemd" / "machikado-collector.service").read_text(encoding="utf-8")
     assert "cloud collect --config /etc/machikado/collector.toml" in unit
     assert "KillSignal=SIGTERM" in unit
+
+
+# -- systemd units ------------------------------------------------------------------------------
+
+UNITS = sorted((FIRMWARE / "systemd").glob("*.service"))
+#: The hardening of the edge unit, which every unit carries (RestrictAddressFamilies aside).
+HARDENING = (
+    "ProtectSystem",
+    "ProtectHome",
+    "PrivateTmp",
+    "NoNewPrivileges",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectKernelLogs",
+    "ProtectControlGroups",
+    "ProtectClock",
+    "ProtectHostname",
+    "RestrictSUIDSGID",
+    "RestrictRealtime",
+    "RestrictNamespaces",
+    "LockPersonality",
+)
+#: The config each unit runs, by unit name: whose it is, the shipped example, where it goes.
+UNIT_CONFIGS = {
+    "machikado-edge.service": ("node", "restroom-pi.toml", "/etc/machikado/node.toml"),
+    "machikado-collector.service": ("collector", "collector.toml", "/etc/machikado/collector.toml"),
+    "machikado-kiosk.service": ("node", "kiosk-pi.toml", "/etc/machikado/kiosk.toml"),
+}
+
+
+def unit_keys(path: Path) -> dict[str, list[str]]:
+    """Every ``Key=value`` of a unit file, by key (a key may repeat), sections merged."""
+    keys: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(r"(\w+)=(.*)", line.strip())
+        if match:
+            keys.setdefault(match[1], []).append(match[2])
+    return keys
+
+
+def one(keys: dict[str, list[str]], key: str) -> str:
+    assert len(keys.get(key, [])) == 1, f"{key} must be given once: {keys.get(key)}"
+    return keys[key][0]
+
+
+def test_every_service_has_a_unit_and_every_unit_a_config() -> None:
+    assert sorted(p.name for p in UNITS) == sorted(UNIT_CONFIGS)
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+def test_unit_keeps_its_files_private_and_restarts(unit: Path) -> None:
+    keys = unit_keys(unit)
+    assert one(keys, "UMask") == "0077"
+    assert one(keys, "StateDirectoryMode") == "0700"
+    assert one(keys, "Restart") == "always"
+    assert one(keys, "KillSignal") == "SIGTERM"
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+def test_unit_carries_the_edge_units_hardening(unit: Path) -> None:
+    edge = unit_keys(FIRMWARE / "systemd" / "machikado-edge.service")
+    keys = unit_keys(unit)
+    for key in HARDENING:
+        assert keys.get(key) == edge[key], key
+    allowed = set(one(edge, "RestrictAddressFamilies").split())
+    assert set(one(keys, "RestrictAddressFamilies").split()) <= allowed
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+def test_unit_passes_secrets_as_credentials_that_its_config_reads(unit: Path) -> None:
+    keys = unit_keys(unit)
+    for value in keys.get("Environment", []):
+        assert not re.search(r"PASSWORD|TOKEN|SECRET", value, flags=re.IGNORECASE), value
+    credentials = {v.split(":", 1)[0] for v in keys.get("LoadCredential", [])}
+    for value in keys.get("LoadCredential", []):
+        assert value.split(":", 1)[1].startswith("/etc/machikado/credentials/"), value
+
+    part, name, installed = UNIT_CONFIGS[unit.name]
+    if part == "node":
+        node = _load(name)
+        secret_files = [node.mqtt.password_file]
+        assert str(node.node.data_dir) == f"/var/lib/{one(keys, 'StateDirectory')}"
+    else:
+        cfg = load_collector_config(FIRMWARE / "cloud" / name)
+        secret_files = [cfg.mqtt.password_file, cfg.store.password_file]
+    named = set()
+    for path in secret_files:
+        assert path is not None
+        assert str(path).startswith("$CREDENTIALS_DIRECTORY/"), path
+        named.add(str(path).removeprefix("$CREDENTIALS_DIRECTORY/"))
+    assert named == credentials
+    assert one(keys, "ExecStart").endswith(f"--config {installed}")
+
+
+def test_collector_unit_signals_only_the_collector_on_stop() -> None:
+    keys = unit_keys(FIRMWARE / "systemd" / "machikado-collector.service")
+    assert one(keys, "KillMode") == "mixed"
+    assert one(keys, "PrivateDevices") == "true"
+
+
+def test_kiosk_unit_owns_a_vt_and_is_watched_by_systemd() -> None:
+    keys = unit_keys(FIRMWARE / "systemd" / "machikado-kiosk.service")
+    assert one(keys, "ExecStart").endswith("machikado kiosk --config /etc/machikado/kiosk.toml")
+    assert (one(keys, "Type"), one(keys, "NotifyAccess")) == ("notify", "main")
+    assert int(one(keys, "WatchdogSec")) > 0
+    assert one(keys, "TTYPath") == "/dev/tty1"
+    assert one(keys, "Conflicts") == "getty@tty1.service"
+    assert "SDL_VIDEODRIVER=kmsdrm" in keys["Environment"]
+    assert _load("kiosk-pi.toml").kiosk.fullscreen
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+def test_systemd_analyze_verify_finds_nothing_to_say(unit: Path, tmp_path: Path) -> None:
+    # verify wants the program to exist: the one installed with the project here.
+    machikado = Path(sys.executable).with_name("machikado")
+    assert machikado.exists(), machikado
+    copy = tmp_path / unit.name
+    copy.write_text(
+        unit.read_text(encoding="utf-8").replace("/usr/local/bin/machikado", str(machikado)),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+# -- TLS in the shipped configs -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", NODE_CONFIGS, ids=lambda p: p.name)
+def test_node_configs_use_tls_off_the_loopback(path: Path) -> None:
+    mqtt = load_config(path).mqtt
+    assert mqtt.tls or is_loopback(mqtt.host), path.name
+    assert not mqtt.allow_insecure
+
+
+def test_collector_example_uses_tls_to_the_broker_and_https_to_the_store() -> None:
+    cfg = load_collector_config(FIRMWARE / "cloud" / "collector.toml")
+    assert cfg.mqtt.tls
+    assert cfg.store.url is not None
+    assert cfg.store.url.startswith("https://")
+    assert not cfg.mqtt.allow_insecure
+    assert not cfg.store.allow_insecure

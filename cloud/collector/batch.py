@@ -25,13 +25,20 @@ from tenacity import (
 )
 
 from cloud.collector.intake import Accepted, Ignored, Outcome, Rejected
-from cloud.deadletter import DeadLetters
+from cloud.deadletter import DeadLetters, printable
 from cloud.errors import PointsRejected, StoreUnavailable
 from cloud.store.base import Point, Store
 from cloud.store.lineprotocol import encode_points
 
 log = structlog.get_logger(__name__)
 _W = TypeVar("_W")
+#: Reasons a dead-letter log line shows, and characters of each.
+_LOG_REASONS = 3
+_LOG_REASON_CHARS = 200
+
+
+def _cut(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[:chars] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +105,10 @@ class Written:
     points: int = 0
     stored: int = 0
     dead_lettered: int = 0
+    #: Of those, kept brief (their node was past its rate of full dead letters).
+    dead_lettered_brief: int = 0
+    #: Older dead letters dropped to keep the dead-letter store within its total cap.
+    dead_letters_dropped: int = 0
     ignored: int = 0
 
 
@@ -270,7 +281,7 @@ class BatchWriter:
         seq = None
         if isinstance(out, Accepted | Rejected):
             node, stream, seq = out.node, out.stream, out.seq
-        record = self.dead_letters.add(
+        kept = self.dead_letters.keep(
             topic=msg.topic,
             payload=msg.payload,
             reasons=reasons,
@@ -280,15 +291,22 @@ class BatchWriter:
             received_at=msg.received_at,
         )
         done.dead_lettered += 1
+        done.dead_lettered_brief += kept.kept == "brief"
+        done.dead_letters_dropped += kept.dropped
+        # One line per message, whatever it holds: how many reasons, and the first few.
         log.warning(
             "message_dead_lettered",
             node=node,
-            topic=msg.topic,
+            topic=printable(msg.topic),
             stream=stream,
             seq=seq,
-            reasons=list(reasons),
-            record=record,
+            reasons_count=len(reasons),
+            reasons=[printable(_cut(r, _LOG_REASON_CHARS)) for r in reasons[:_LOG_REASONS]],
+            record=kept.id,
+            kept=kept.kept,
         )
+        if kept.dropped:
+            log.warning("dead_letters_dropped", records=kept.dropped, why="total cap reached")
         # A receipt for it too: the message is held (replayably) in the dead-letter store, and
         # a node resending it forever would only fill its own outbox and the dead-letter count.
         if node is not None and stream is not None and seq is not None:

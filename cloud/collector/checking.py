@@ -12,6 +12,11 @@ is in the store or the dead-letter store, and only then does the collector ack t
 the child dies, the batch raises :class:`~cloud.errors.CheckerFailed`, nothing of it is acked,
 the collector stops and the broker redelivers to the next one.
 
+The child ignores SIGTERM and SIGINT: a stop signal to the whole process group (systemd's
+``KillMode=control-group``, Ctrl-C in a terminal) is the collector's to handle, which drains
+through the child and then closes the pipe; the child leaves when the pipe closes (or exits at
+once when its collector is gone without closing it).
+
 >>> # checker = LocalChecker(intake, BatchWriter(store, dead_letters, initial_s=0.5, max_s=30))
 >>> # pending = checker.submit([Received(topic, payload, received_at, mid=1, qos=1)])
 >>> # written = pending.result()   # every message stored or dead-lettered: ack them now
@@ -24,6 +29,8 @@ import multiprocessing
 import os
 import pickle
 import queue
+import signal
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
@@ -45,6 +52,8 @@ log = structlog.get_logger(__name__)
 START_TIMEOUT_S = 60.0
 #: How often an orphaned child notices that its collector is gone.
 _ORPHAN_CHECK_S = 0.5
+#: Signals that stop the collector; the child leaves them to the collector (see above).
+_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 class Pending(Protocol):
@@ -163,7 +172,13 @@ class ProcessChecker:
             name="machikado-collector-checker",
             daemon=True,
         )
-        self._proc.start()
+        # The child is born with the stop signals blocked (a signal mask outlives exec), so one
+        # sent to the process group while it starts up waits until serve() ignores it.
+        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            self._proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         child_end.close()
         self._await_ready()
         self._next_id = 0
@@ -201,12 +216,22 @@ class ProcessChecker:
     def close(self) -> None:
         """End the child: it finishes the batch it holds (if any) and exits."""
         self._give_up.set()
-        self._conn.close()
+        self._end_input()
         self._proc.join(10)
         if self._proc.is_alive():
+            log.warning("checker_killed", pid=self._proc.pid, why="it did not leave within 10 s")
             self._proc.kill()
             self._proc.join()
         self._reader.join(5)
+        self._conn.close()
+        log.info("checker_stopped", pid=self._proc.pid, exitcode=self._proc.exitcode)
+
+    def _end_input(self) -> None:
+        """Close the pipe towards the child, so that it reads the end of input."""
+        # Closing our end is not enough: while the reader thread is blocked reading it, the
+        # socket stays open until that read returns. Shutting down our sending side ends it.
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(self._conn.fileno())) as s:
+            s.shutdown(socket.SHUT_WR)
 
     def _read(self) -> None:
         try:
@@ -279,8 +304,12 @@ def serve(
     """The child's main: open what it writes to, then check and write batches until EOF.
 
     This thread checks; a writer thread writes the checked batches in order, so checking the
-    next batch overlaps storing this one.
+    next batch overlaps storing this one. The end of input (the collector closed the pipe) is
+    the clean way out: what is held is written, and the process exits 0.
     """
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     from protocol.logs import configure_like_parent
 
     if logging:
@@ -357,9 +386,7 @@ def _open(cfg: CollectorConfig, give_up: Any) -> tuple[LocalChecker, Callable[[]
     fleet = load_fleet(cfg.fleet.manifest)
     store = open_store(cfg.store)
     try:
-        dead_letters = DeadLetters(
-            cfg.deadletter.path, max_payload_bytes=cfg.deadletter.max_payload_bytes
-        )
+        dead_letters = DeadLetters(cfg.deadletter.path, policy=cfg.deadletter.policy())
     except BaseException:
         store.close()
         raise
@@ -371,6 +398,7 @@ def _open(cfg: CollectorConfig, give_up: Any) -> tuple[LocalChecker, Callable[[]
         give_up=give_up,
     )
     intake = Intake(cfg.mqtt.topics, fleet, unknown_nodes=cfg.fleet.unknown_nodes)
+    intake.usage.seed_from(store)
 
     def close() -> None:
         dead_letters.close()

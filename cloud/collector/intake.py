@@ -2,10 +2,11 @@
 
 :func:`intake` is pure (no broker, no store), so the live collector and ``deadletter replay`` run
 the very same checks: the topic, the contract (:func:`protocol.parse_envelope`, answered in plain
-values by :func:`~protocol.codec.parse_envelope_lean`), the fleet manifest, and that the topic's
-node and the payload's node agree. A data envelope from a known node first tries the one-pass
-line path (:class:`~cloud.collector.lines.LineWriter`), which takes only what those checks
-take, with the same lines; anything else goes the full way.
+values by :func:`~protocol.codec.parse_envelope_lean`), the fleet manifest, that the topic's
+node and the payload's node agree, and the node's budget (:mod:`cloud.collector.budget`; the
+one state it keeps: what each node has in the store). A data envelope from a known node first
+tries the one-pass line path (:class:`~cloud.collector.lines.LineWriter`), which takes only
+what those checks take, with the same lines; anything else goes the full way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import datetime
 from functools import partial
 from typing import Literal
 
+from cloud.collector.budget import Shape, Usage
 from cloud.collector.lines import LineWriter
 from cloud.collector.points import (
     EnvelopePoints,
@@ -37,7 +39,7 @@ from protocol import (
     parse_message,
 )
 from protocol.codec import parse_envelope_lean, time_us
-from protocol.limits import DEFAULT_LIMITS, STREAM_ID, Limits
+from protocol.limits import DEFAULT_LIMITS, STREAM_ID, Budget, Limits
 
 UnknownNodes = Literal["reject", "accept"]
 UNKNOWN_NODE = "unknown node"
@@ -92,10 +94,17 @@ class Intake:
     fleet: Fleet
     unknown_nodes: UnknownNodes = "reject"
     limits: Limits = field(default=DEFAULT_LIMITS)
+    #: What each node has in the store, against its budget in the manifest; seed it from the
+    #: store before the first message (:meth:`~cloud.collector.budget.Usage.seed_from`).
+    usage: Usage = field(default_factory=Usage, repr=False, compare=False)
+    #: False: every data envelope goes the full way (to compare the two in tests).
+    line_path: bool = True
     #: Node -> assignment, looked up once per node (the manifest is fixed while running).
     _where_cache: dict[str, Assignment | None] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    #: Node -> budget, looked up once per node.
+    _budgets: dict[str, Budget] = field(default_factory=dict, init=False, repr=False, compare=False)
     #: Data envelopes' line protocol in one pass, for the plainly valid ones.
     _line_writer: LineWriter = field(init=False, repr=False, compare=False)
 
@@ -125,11 +134,27 @@ class Intake:
         return where
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_line_writer", LineWriter(self.limits))
+        object.__setattr__(self, "_line_writer", LineWriter(self.limits, self._within_budget))
+
+    def _budget(self, node: str) -> Budget:
+        budgets = self._budgets
+        budget = budgets.get(node)
+        if budget is None:
+            budget = self.fleet.budget(node)
+            if len(budgets) < _WHERE_CACHE_MAX:
+                budgets[node] = budget
+        return budget
+
+    def _over_budget(self, node: str, shapes: list[Shape]) -> tuple[str, ...]:
+        """Why ``shapes`` do not fit ``node``'s budget; none: they are counted now."""
+        return self.usage.admit(node, self._budget(node), shapes)
+
+    def _within_budget(self, node: str, shapes: list[Shape]) -> bool:
+        return not self._over_budget(node, shapes)
 
     def _data(self, node: str, payload: bytes, received_at: datetime) -> Outcome:
         where = self._where(node)
-        if where is not None:
+        if where is not None and self.line_path:
             received_us = time_us(received_at)
             fast = self._line_writer.lines(payload, node, where, received_us, received_us)
             if fast is not None:
@@ -150,6 +175,11 @@ class Intake:
             return Rejected(exc.reasons, node, stream, seq)
         if where is None:
             return Rejected((UNKNOWN_NODE,), node, env.stream, env.seq)
+        over = self._over_budget(
+            node, [(m, sensor, tuple(tags.items())) for m, _at, sensor, tags, _f in env.readings]
+        )
+        if over:
+            return Rejected(over, node, env.stream, env.seq)
         return Accepted(
             EnvelopePoints(env, where, received_at),
             node,

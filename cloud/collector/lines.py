@@ -8,19 +8,21 @@ is the same from reading to reading (the series key, the order of the fields) is
 per shape, by the contract's own checks (:data:`protocol.codec.reading_parts`,
 :data:`~protocol.codec.fields_ok`), and kept; what differs (the time, each value) is checked
 for every reading. Anything else (a bad value, a time outside the window, a new shape that fails
-its checks, a type it does not expect) answers None, and the message goes the full way, which
-decides it and names every reason. tests/cloud/test_collector_lines.py holds the two to each
-other on generated messages.
+its checks or its node's budget, a type it does not expect) answers None, and the message goes
+the full way, which decides it and names every reason. tests/cloud/test_collector_lines.py
+holds the two to each other on generated messages.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from math import isfinite
 from typing import Any, NamedTuple
 
 from pydantic_core import from_json
 
+from cloud.collector.budget import Shape
 from cloud.collector.points import link_line, link_point, reading_series
 from cloud.fleet import Assignment
 from cloud.store import lineprotocol
@@ -28,6 +30,9 @@ from cloud.store.lineprotocol import MAX_KEY_BYTES, STRING_ESCAPES
 from protocol.codec import READING_KEYS, envelope_head, fields_ok, reading_parts, time_us_of
 from protocol.limits import CONTROL, DEFAULT_LIMITS, INT64_MAX, INT64_MIN, Limits
 
+#: Whether a node (first) may add the series of these shapes (measurement, sensor, tag items
+#: in the reading's order), counting them if so: the collector's budgets.
+Admit = Callable[[str, list[Shape]], bool]
 #: Shapes and field orders kept per writer; past this many, new ones are not remembered (a
 #: stream of distinct hostile names only makes the writer slower, never bigger).
 _ROOM = 16_384
@@ -55,8 +60,11 @@ class LineWriter:
     'visit,node=rr-01,site=s,trial=t n=1i 1795676400000000000'
     """
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, admit: Admit | None = None) -> None:
         self.limits = limits or DEFAULT_LIMITS
+        #: Asked once per message with the shapes new to the writer for that node (None: no
+        #: budgets): True counts them and lets the message through, False declines it.
+        self._admit = admit
         self._future_us = self.limits.max_future_skew // _US
         self._age_us = self.limits.max_age // _US
         #: (node, trial, site) -> (m, sensor, tag items) -> the series key and its UTF-8 length.
@@ -101,6 +109,9 @@ class LineWriter:
                 self._series[(node, trial, site)] = series_of
                 self._series_kept += 1
         fields_of = self._fields
+        # Shapes this message shows first: learnt only once its budget admits them, so a shape
+        # the writer knows is one its node's budget holds already (and costs nothing more).
+        fresh: dict[tuple[Any, ...], tuple[str, int]] | None = None
         out: list[str] = []
         for item in raw:
             if type(item) is not dict:
@@ -118,14 +129,16 @@ class LineWriter:
             shape = (m, sensor, tag_items)
             series = series_of.get(shape)
             if series is None:
+                series = fresh.get(shape) if fresh is not None else None
+            if series is None:
                 if reading_parts(item, time_us_of) is None:
                     return None
                 series = reading_series(m, node, trial, site, sensor, tag_items)
                 if series is None:
                     return None
-                if self._series_kept < _ROOM:
-                    series_of[shape] = series
-                    self._series_kept += 1
+                if fresh is None:
+                    fresh = {}
+                fresh[shape] = series
             if not item.keys() <= READING_KEYS:
                 return None
             at_us = time_us_of(get("at"))
@@ -178,9 +191,17 @@ class LineWriter:
         out.append(link)
         out.append("")
         try:
-            return DataLines(stream, seq, "\n".join(out).encode("utf-8"), len(out) - 1)
+            lines = DataLines(stream, seq, "\n".join(out).encode("utf-8"), len(out) - 1)
         except UnicodeEncodeError:  # a lone surrogate in a string field: the full way names it
             return None
+        if fresh is not None:
+            if self._admit is not None and not self._admit(node, list(fresh)):
+                return None  # over the node's budget: the full way says which and why
+            for shape, series in fresh.items():
+                if self._series_kept < _ROOM:
+                    series_of[shape] = series
+                    self._series_kept += 1
+        return lines
 
 
 _US = timedelta(microseconds=1)

@@ -37,6 +37,7 @@ def replay(
     Returns ``{"replayed": [id...], "still_rejected": {id: [reason...]}, "skipped": {id: why}}``.
     """
     intake = Intake(cfg.mqtt.topics, fleet, unknown_nodes=cfg.fleet.unknown_nodes)
+    intake.usage.seed_from(store)
     give_up = threading.Event()
     # A command run by a person: wait for a store that is down, but not forever.
     timer = threading.Timer(max(cfg.retry.max_s * 3, 10.0), give_up.set)

@@ -65,6 +65,10 @@ class Counters:
     stored: int = 0
     points: int = 0
     dead_letters: int = 0
+    #: Dead letters kept brief (past their node's rate), and older ones dropped for room: the
+    #: messages the dead-letter store did not keep in full (see cloud.deadletter).
+    dead_letters_brief: int = 0
+    dead_letters_dropped: int = 0
     ignored: int = 0
     batches: int = 0
     store_retries: int = 0
@@ -202,7 +206,7 @@ class Collector:
             manual_ack=True,
         )
         if cfg.username:
-            client.username_pw_set(cfg.username, cfg.secret() or None)
+            client.username_pw_set(cfg.username, cfg.secret().get_secret_value() or None)
         if cfg.tls:
             client.tls_set(
                 ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
@@ -387,6 +391,8 @@ class Collector:
         c.stored += written.stored
         c.points += written.points
         c.dead_letters += written.dead_lettered
+        c.dead_letters_brief += written.dead_lettered_brief
+        c.dead_letters_dropped += written.dead_letters_dropped
         c.ignored += written.ignored
         if self._slots is not None:
             for _ in batch.messages:
@@ -478,6 +484,8 @@ class Collector:
             mean_batch=round(c.points / c.batches, 1) if c.batches else 0,
             in_flight=self._inbox.qsize(),
             dead_letters=c.dead_letters,
+            dead_letters_brief=c.dead_letters_brief,
+            dead_letters_dropped=c.dead_letters_dropped,
             store_retries=c.store_retries,
         )
 

@@ -14,13 +14,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from cloud.deadletter import DEFAULT_POLICY as _DL
+from cloud.deadletter import Policy
+from protocol.settings import insecure_broker, is_loopback, read_secret
 from protocol.topics import Topics
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: an error must not repeat a password it was given.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class MqttSection(_Section):
@@ -29,9 +33,14 @@ class MqttSection(_Section):
     host: str = "localhost"
     port: int = Field(default=1883, ge=1, le=65535)
     username: str = ""
-    password: str = ""
+    password: SecretStr = SecretStr("")
+    #: A file holding the password, read at start; ``$CREDENTIALS_DIRECTORY/mqtt-password`` for
+    #: the systemd credential the unit passes (see protocol.settings).
     password_file: Path | None = None
+    #: Required for a broker that is not on the loopback, unless ``allow_insecure``.
     tls: bool = False
+    #: Allow ``tls = false`` to a broker that is not on the loopback (a closed test network).
+    allow_insecure: bool = False
     ca_file: Path | None = None
     prefix: str = "machikado"
     client_id: str = Field(default="machikado-collector", min_length=1, max_length=128)
@@ -66,10 +75,12 @@ class MqttSection(_Section):
 
     @model_validator(mode="after")
     def _secrets(self) -> MqttSection:
-        if self.password and self.password_file:
+        if self.password.get_secret_value() and self.password_file:
             raise ValueError("give password or password_file, not both")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s is smaller than reconnect_min_s")
+        if not self.tls and not self.allow_insecure and not is_loopback(self.host):
+            raise ValueError(insecure_broker(self.host))
         return self
 
     @property
@@ -90,10 +101,10 @@ class MqttSection(_Section):
         """
         return [self.data_filter(), self.topics.every("birth"), self.topics.every("state")]
 
-    def secret(self) -> str:
-        """The password, read from ``password_file`` when one is given."""
+    def secret(self) -> SecretStr:
+        """The password: read from ``password_file`` when one is given (raises SecretFileError)."""
         if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").strip()
+            return read_secret(self.password_file, key="mqtt.password_file")
         return self.password
 
 
@@ -131,8 +142,22 @@ class StatusSection(_Section):
 
 
 class DeadLetterSection(_Section):
+    """Where refused messages are kept, and how much of them (:class:`~cloud.deadletter.Policy`:
+    per record, per node's rate, in total; what is not kept in full is counted)."""
+
     path: Path = Path("var/cloud/deadletter.sqlite")
-    max_payload_bytes: int = Field(default=65536, ge=0)
+    max_payload_bytes: int = Field(default=_DL.max_payload_bytes, ge=0)
+    max_reasons: int = Field(default=_DL.max_reasons, ge=1)
+    max_reason_chars: int = Field(default=_DL.max_reason_chars, ge=16)
+    rate_per_minute: float = Field(default=_DL.rate_per_minute, ge=0)
+    burst: int = Field(default=_DL.burst, ge=1)
+    brief_payload_bytes: int = Field(default=_DL.brief_payload_bytes, ge=0)
+    brief_reasons: int = Field(default=_DL.brief_reasons, ge=1)
+    max_records: int = Field(default=_DL.max_records, ge=10)
+    max_bytes: int = Field(default=_DL.max_bytes, ge=65_536)
+
+    def policy(self) -> Policy:
+        return Policy(**self.model_dump(exclude={"path"}))
 
 
 class FleetSection(_Section):

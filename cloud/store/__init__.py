@@ -76,7 +76,8 @@ def open_store(settings: StoreSettings) -> ReadableStore:
         finally:
             http.close()
         kind = "influx_v1" if api_for_version(version) == "influx_v1" else "influx_v2"
-    password = settings.password.get_secret_value() if settings.password else None
+    secret = settings.password_secret()
+    password = secret.get_secret_value() if secret else None
     if kind == "influx_v1":
         return InfluxV1Store(
             settings.url,
@@ -87,7 +88,8 @@ def open_store(settings: StoreSettings) -> ReadableStore:
             timeout_s=settings.timeout_s,
             gzip_body=settings.gzip,
         )
-    token = settings.token.get_secret_value() if settings.token else None
+    secret_token = settings.token_secret()
+    token = secret_token.get_secret_value() if secret_token else None
     if token is None and settings.username is not None:
         # InfluxDB 1.8's v2 API takes "user:password" as the token.
         token = f"{settings.username}:{password or ''}"

@@ -10,13 +10,14 @@ stores give it a function that runs one statement and returns its series.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cloud.errors import StoreError
 from cloud.store.base import FieldValue
+from cloud.store.lineprotocol import parse_series_key
 from cloud.store.read import (
     AGGREGATE_FNS,
     AggregateFn,
@@ -310,6 +311,13 @@ class InfluxQLReader:
                             int(time_ns), self._typed(types[name], value)
                         )
         return found
+
+    def node_series(self) -> Iterator[tuple[str, dict[str, str]]]:
+        """Every series of the database as (measurement, tags), from ``SHOW SERIES``: for the
+        collector's budgets (:mod:`cloud.collector.budget`)."""
+        for s in self._query("SHOW SERIES"):
+            for values in s.values:
+                yield parse_series_key(str(values[0]))
 
     def link_seqs(
         self,

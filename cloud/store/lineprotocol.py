@@ -315,6 +315,37 @@ def series_key(measurement: str, tags: tuple[tuple[str, str], ...]) -> tuple[str
         return None
 
 
+def parse_series_key(key: str) -> tuple[str, dict[str, str]]:
+    """The measurement and tags of an escaped series key, as InfluxDB's ``SHOW SERIES`` lists
+    it (the inverse of :func:`series_key`: a backslash escapes ``,``, ``=`` and space, any other
+    backslash is itself).
+
+    >>> parse_series_key(r"visit,node=rr\\ 01,site=a\\,b\\=c,x=C:\\t")
+    ('visit', {'node': 'rr 01', 'site': 'a,b=c', 'x': 'C:\\\\t'})
+    """
+    tokens: list[tuple[str, int]] = []  # (unescaped text, where its first "=" is or -1)
+    text: list[str] = []
+    equals = -1
+    i, n = 0, len(key)
+    while i < n:
+        c = key[i]
+        if c == "\\" and i + 1 < n and key[i + 1] in ", =":
+            text.append(key[i + 1])
+            i += 2
+            continue
+        if c == ",":
+            tokens.append(("".join(text), equals))
+            text, equals = [], -1
+        else:
+            if c == "=" and equals < 0:
+                equals = len(text)
+            text.append(c)
+        i += 1
+    tokens.append(("".join(text), equals))
+    (measurement, _), *pairs = tokens
+    return measurement, {t[:at]: t[at + 1 :] for t, at in pairs if at >= 0}
+
+
 def fast_line(series: tuple[str, int], fields: Mapping[str, Any], time_ns: Any) -> str | None:
     """The line (without newline) of a point of ``series`` (from :func:`series_key`), when
     plainly writable; None when only the full checks can say."""

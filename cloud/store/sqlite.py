@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,8 @@ from cloud.store.read import (
     from_ns,
     to_ns,
 )
+from protocol.files import create_private_file, make_private_dirs
+from protocol.limits import RESERVED_MEASUREMENTS
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +105,11 @@ class SqliteStore:
     def __init__(self, path: Path | str, *, timeout_s: float = 10.0) -> None:
         self.path = Path(path) if str(path) != ":memory:" else None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                make_private_dirs(self.path.parent)
+                create_private_file(self.path)  # 0600, and so its -wal and -shm (protocol.files)
+            except OSError as exc:
+                raise StoreError(f"{path}: cannot create the store: {exc}") from None
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(
@@ -343,6 +349,18 @@ class SqliteStore:
             if seq is not None:
                 seqs.setdefault((str(n), str(stream)), set()).add(int(seq))
         return seqs
+
+    def node_series(self) -> Iterator[tuple[str, dict[str, str]]]:
+        """Every series of a node's readings as (measurement, tags): for the collector's
+        budgets (:mod:`cloud.collector.budget`). The cloud's own measurements are left out."""
+        cloud = sorted(RESERVED_MEASUREMENTS)
+        rows = self._rows(
+            "SELECT DISTINCT measurement, series FROM points"
+            f" WHERE measurement NOT IN ({', '.join('?' * len(cloud))})",
+            cloud,
+        )
+        for measurement, series in rows:
+            yield str(measurement), json.loads(series)
 
 
 def _fields(text: str) -> dict[str, FieldValue]:

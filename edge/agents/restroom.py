@@ -9,7 +9,8 @@ Readings (``sensor`` is ``stall-<name>`` for a stall, tag ``stall`` its name):
   within the interval);
 - ``help_call``: ``{"pressed": True}`` at once, sent urgently;
 - ``health_check``: anonymous results of the scale, blood-pressure monitor and thermometer
-  (tag ``kind``), with nothing that could tell who measured.
+  (tag ``device``; ``kind`` is a tag the cloud reserves), with nothing that could tell who
+  measured.
 
 gpiozero calls back from its own threads; every event is handed to the asyncio loop with
 ``call_soon_threadsafe`` and only the loop's thread emits.
@@ -377,7 +378,7 @@ class RestroomAgent:
             fields,
             at=at,
             sensor=f"health-{device.kind}",
-            tags={"kind": device.kind},
+            tags={"device": device.kind},
         )
 
     def _health_link(self, radio: Radio, device: HealthDeviceSection) -> GattLink:

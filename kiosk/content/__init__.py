@@ -6,7 +6,10 @@ from kiosk.content.pack import (
     ContentStore,
     Item,
     RankedItem,
+    check_pack_bytes,
     check_pack_file,
+    kiosk_languages,
+    link_reasons,
     validate_pack,
 )
 
@@ -16,6 +19,9 @@ __all__ = [
     "ContentStore",
     "Item",
     "RankedItem",
+    "check_pack_bytes",
     "check_pack_file",
+    "kiosk_languages",
+    "link_reasons",
     "validate_pack",
 ]

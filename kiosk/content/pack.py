@@ -23,6 +23,21 @@ Version 1 of the format (JSON with the same structure is read too)::
         valid_to: 2026-03-31                # optional, inclusive
         priority: 1                         # optional, 0-3: the city's emphasis
 
+What a pack must be, so that nothing in it can stop the kiosk (:func:`check_pack_bytes` gives
+every reason it is not, ``machikado kiosk check-pack PATH`` prints them):
+
+- at most :data:`MAX_PACK_BYTES`, checked before anything is parsed; nested no deeper than
+  :data:`MAX_DEPTH` and holding at most :data:`MAX_NODES` values, checked by a pass that does not
+  recurse (YAML events, JSON brackets) before the pack is parsed into Python objects; no YAML
+  aliases (``*name``);
+- ``languages`` includes every language the kiosk offers (its translation catalog's), and every
+  text exists in each of them;
+- tags are short ids (``[a-z0-9][a-z0-9_-]*``), texts have bounded lengths, items are few
+  enough to rank on every tap;
+- a ``link`` is ``https:`` (with a host), ``tel:`` or ``mailto:``, nothing else (no
+  ``javascript:``, ``data:``, ``file:``, plain ``http:``), and fits the QR code the information
+  screen draws: :func:`kiosk.qr.qr_matrix`, the very function the screen calls.
+
 Ranking (:meth:`ContentPack.rank`), for the needs a resident picked in the wizard:
 
 1. Items not valid today (before ``valid_from`` or after ``valid_to``) are never shown.
@@ -38,8 +53,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -61,6 +77,32 @@ MAX_PRIORITY = 3
 DEFAULT_PACK = Path(__file__).resolve().parent.parent / "data" / "content" / "sample.yaml"
 #: A pack larger than this is refused before parsing (it arrives over MQTT too).
 MAX_PACK_BYTES = 2 * 1024 * 1024
+#: Deepest nesting of lists and mappings (the format itself needs 4: pack, items, item, title).
+MAX_DEPTH = 12
+#: Most values (texts, numbers, lists, mappings) a pack may hold.
+MAX_NODES = 200_000
+#: Most items, and most tags of each kind (who, what).
+MAX_ITEMS = 500
+MAX_TAGS = 100
+#: Longest texts, in characters: a label or title must fit a button or a heading, a body a
+#: screen (Kivy renders each text into one texture).
+MAX_LABEL = 120
+MAX_TITLE = 200
+MAX_BODY = 4000
+#: Link schemes shown as QR codes: the web over TLS, a phone number, a mail address.
+LINK_SCHEMES = ("https", "tel", "mailto")
+#: Tag ids: they name the wizard's buttons and the usage counts' categories.
+TAG_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_SHORT_TEXT = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+_TEL = re.compile(r"^\+?[0-9][0-9().-]{2,30}$")
+_JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|[^\s\[\]{},:"]+')
+
+
+def kiosk_languages() -> tuple[str, ...]:
+    """The languages the kiosk offers: those of its shipped translation catalog."""
+    from kiosk.i18n import Catalog
+
+    return tuple(lang.code for lang in Catalog.load().languages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,20 +162,28 @@ class ContentPack:
     items: tuple[Item, ...]
 
     @classmethod
-    def load(cls, source: Path | str | bytes | None = None) -> ContentPack:
-        """Read and validate a pack from a file path or raw bytes (default: the sample)."""
+    def load(
+        cls,
+        source: Path | str | bytes | None = None,
+        *,
+        languages: Collection[str] | None = None,
+    ) -> ContentPack:
+        """Read and validate a pack from a file path or raw bytes (default: the sample).
+
+        ``languages`` are those the kiosk offers, which the pack must cover (default: the
+        shipped catalog's).
+        """
         if isinstance(source, bytes):
-            data, reasons = parse_pack_bytes(source)
-            where = "content pack"
+            raw, where = source, "content pack"
         else:
             where = str(source if source is not None else DEFAULT_PACK)
             try:
-                raw = Path(where).read_bytes()
+                raw = _read_bounded(Path(where))
             except OSError as exc:
                 raise ContentPackError(where, [f"cannot read ({exc.strerror})"]) from None
-            data, reasons = parse_pack_bytes(raw)
+        data, reasons = parse_pack_bytes(raw)
         if not reasons:
-            reasons = validate_pack(data)
+            reasons = validate_pack(data, languages=languages)
         if reasons:
             raise ContentPackError(where, reasons)
         return _build(data)
@@ -188,33 +238,95 @@ class ContentPack:
 
 
 def parse_pack_bytes(raw: bytes) -> tuple[Any, list[str]]:
-    """Parse a pack's bytes (YAML or JSON); the data and every reason it could not be parsed."""
+    """Parse a pack's bytes (YAML or JSON); the data and every reason it could not be parsed.
+
+    Size first, then the shape (depth, count of values, aliases) in a pass that does not
+    recurse, and only then the parse into Python objects, which recurses as deep as the pack.
+    """
     if len(raw) > MAX_PACK_BYTES:
         return None, [f"the pack is {len(raw)} bytes, more than {MAX_PACK_BYTES}"]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]
-    if text.lstrip().startswith("{"):
-        try:
-            return json.loads(text), []
-        except json.JSONDecodeError as exc:
-            return None, [f"not valid JSON ({exc.msg} at line {exc.lineno})"]
+    is_json = text.lstrip().startswith("{")
+    shape = _json_shape(text) if is_json else _yaml_shape(text)
+    if shape:
+        return None, [shape]
     try:
+        if is_json:
+            return json.loads(text), []
         return yamlfile.safe_load(text), []
+    except json.JSONDecodeError as exc:
+        return None, [f"not valid JSON ({exc.msg} at line {exc.lineno})"]
     except yaml.YAMLError as exc:
-        return None, [f"not valid YAML ({exc})"]
+        return None, [f"not valid YAML ({_short(str(exc), 300)})"]
+    except (ValueError, RecursionError) as exc:
+        # An integer of thousands of digits, say: Python refuses to read it.
+        return None, [f"cannot be read: {_short(str(exc), 200)}"]
 
 
-def validate_pack(data: Any) -> list[str]:
+def _json_shape(text: str) -> str | None:
+    """Why the JSON text is too deep or too big to parse; None if it is neither."""
+    depth = values = 0
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return f"nested deeper than {MAX_DEPTH} levels (at character {match.start()})"
+        elif token in ("]", "}"):
+            depth -= 1
+            continue
+        values += 1
+        if values > MAX_NODES:
+            return f"holds more than {MAX_NODES} values"
+    return None
+
+
+def _yaml_shape(text: str) -> str | None:
+    """Why the YAML text is too deep, too big or uses aliases; None if it is none of them.
+
+    Reads the parser's events only, which builds no objects and does not recurse. A syntax
+    error is left for the real parse to report.
+    """
+    depth = values = 0
+    try:
+        for event in yaml.parse(text, Loader=yamlfile.SAFE_LOADER):
+            if isinstance(event, yaml.AliasEvent):
+                return (
+                    f"uses a YAML alias (*{_short(str(event.anchor), 40)}) at line "
+                    f"{_line(event)}: write the value out instead"
+                )
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return f"nested deeper than {MAX_DEPTH} levels (at line {_line(event)})"
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+                continue
+            if isinstance(event, yaml.NodeEvent):
+                values += 1
+                if values > MAX_NODES:
+                    return f"holds more than {MAX_NODES} values"
+    except yaml.YAMLError:
+        return None
+    return None
+
+
+def validate_pack(data: Any, *, languages: Collection[str] | None = None) -> list[str]:
     """Every reason ``data`` (a parsed pack) is not a usable content pack; [] if it is.
+
+    ``languages`` are those the kiosk offers (default: the shipped catalog's); the pack must
+    have texts in each.
 
     >>> validate_pack({"format": "machikado-content", "version": 1, "id": "x", "revision": "1",
     ...                "languages": ["en"], "who": {}, "what": {"waste": {"en": "Waste"}},
     ...                "items": [{"id": "a", "what": ["food"], "title": {"en": "A"},
-    ...                           "body": {"en": ""}}]})
+    ...                           "body": {"en": ""}}]}, languages=["en"])
     ["items[0].what: unknown tag 'food'", "items[0].body: missing or empty in 'en'"]
     """
+    offered = tuple(kiosk_languages() if languages is None else languages)
     if not isinstance(data, Mapping):
         return ["the pack is not a mapping"]
     reasons: list[str] = []
@@ -227,13 +339,23 @@ def validate_pack(data: Any) -> list[str]:
             f"(this kiosk reads version {VERSION})",
         ]
     for key in ("id", "revision"):
-        if not isinstance(data.get(key), str) or not data.get(key):
-            reasons.append(f"{key}: required text")
+        if not isinstance(data.get(key), str) or not _SHORT_TEXT.fullmatch(data[key]):
+            reasons.append(f"{key}: required text of 1 to 64 characters, no control characters")
     if "sample" in data and not isinstance(data["sample"], bool):
         reasons.append("sample: must be true or false")
     langs = data.get("languages")
-    if not isinstance(langs, list) or not langs or not all(isinstance(x, str) for x in langs):
+    if (
+        not isinstance(langs, list)
+        or not langs
+        or not all(isinstance(x, str) and _SHORT_TEXT.fullmatch(x) for x in langs)
+    ):
         return [*reasons, "languages: must be a non-empty list of language codes"]
+    missing = [code for code in offered if code not in langs]
+    if missing:
+        reasons.append(
+            f"languages: the kiosk offers {', '.join(missing)} too; a pack must have every text "
+            f"in each of {', '.join(offered)}"
+        )
     tags: dict[str, set[str]] = {}
     for kind in ("who", "what"):
         table = data.get(kind)
@@ -241,14 +363,22 @@ def validate_pack(data: Any) -> list[str]:
         if not isinstance(table, Mapping):
             reasons.append(f"{kind}: must be a mapping of tag -> {{language: label}}")
             continue
+        if len(table) > MAX_TAGS:
+            reasons.append(f"{kind}: {len(table)} tags, more than {MAX_TAGS}")
+            continue
         for tag, labels in table.items():
-            tags[kind].add(str(tag))
-            reasons += _check_texts(f"{kind}.{tag}", labels, langs)
+            if not isinstance(tag, str) or not TAG_ID.fullmatch(tag):
+                reasons.append(f"{kind}: tag {_short(repr(tag), 70)} must match {TAG_ID.pattern}")
+                continue
+            tags[kind].add(tag)
+            reasons += _check_texts(f"{kind}.{tag}", labels, langs, MAX_LABEL)
     if not tags["what"] and isinstance(data.get("what"), Mapping):
         reasons.append("what: at least one tag")
     items = data.get("items")
     if not isinstance(items, list) or not items:
         return [*reasons, "items: must be a non-empty list"]
+    if len(items) > MAX_ITEMS:
+        return [*reasons, f"items: {len(items)} items, more than {MAX_ITEMS}"]
     seen: set[str] = set()
     for i, item in enumerate(items):
         where = f"items[{i}]"
@@ -256,8 +386,8 @@ def validate_pack(data: Any) -> list[str]:
             reasons.append(f"{where}: must be a mapping")
             continue
         iid = item.get("id")
-        if not isinstance(iid, str) or not iid:
-            reasons.append(f"{where}.id: required text")
+        if not isinstance(iid, str) or not _SHORT_TEXT.fullmatch(iid):
+            reasons.append(f"{where}.id: required text of 1 to 64 characters")
         elif iid in seen:
             reasons.append(f"{where}.id: {iid!r} appears twice")
         else:
@@ -267,14 +397,18 @@ def validate_pack(data: Any) -> list[str]:
             if not isinstance(value, list):
                 reasons.append(f"{where}.{kind}: must be a list of tags")
                 continue
-            reasons += [f"{where}.{kind}: unknown tag {t!r}" for t in value if t not in tags[kind]]
+            reasons += [
+                f"{where}.{kind}: unknown tag {_short(repr(t), 70)}"
+                for t in value
+                if not isinstance(t, str) or t not in tags[kind]
+            ]
         if not item.get("what"):
             reasons.append(f"{where}.what: at least one tag")
-        reasons += _check_texts(f"{where}.title", item.get("title"), langs)
-        reasons += _check_texts(f"{where}.body", item.get("body"), langs)
+        reasons += _check_texts(f"{where}.title", item.get("title"), langs, MAX_TITLE)
+        reasons += _check_texts(f"{where}.body", item.get("body"), langs, MAX_BODY)
         link = item.get("link")
-        if link is not None and not _is_web_link(link):
-            reasons.append(f"{where}.link: {link!r} is not an http(s) address")
+        if link is not None:
+            reasons += [f"{where}.link: {r}" for r in link_reasons(link)]
         start, start_reason = _as_date(item.get("valid_from"))
         end, end_reason = _as_date(item.get("valid_to"))
         reasons += [f"{where}.valid_from: {r}" for r in start_reason]
@@ -291,14 +425,65 @@ def validate_pack(data: Any) -> list[str]:
     return reasons
 
 
-def check_pack_file(path: Path | str) -> list[str]:
+def check_pack_bytes(raw: bytes, *, languages: Collection[str] | None = None) -> list[str]:
+    """Every reason these bytes are not a content pack the kiosk can show; [] if they are."""
+    data, reasons = parse_pack_bytes(raw)
+    return reasons or validate_pack(data, languages=languages)
+
+
+def check_pack_file(path: Path | str, *, languages: Collection[str] | None = None) -> list[str]:
     """Every reason the pack file at ``path`` cannot be used; [] if it can (a CLI hook)."""
     try:
-        raw = Path(path).read_bytes()
+        raw = _read_bounded(Path(path))
     except OSError as exc:
-        return [f"{path}: cannot read ({exc.strerror})"]
-    data, reasons = parse_pack_bytes(raw)
-    return reasons or validate_pack(data)
+        return [f"cannot read ({exc.strerror})"]
+    return check_pack_bytes(raw, languages=languages)
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes, but no more than one past :data:`MAX_PACK_BYTES` (enough to refuse)."""
+    with path.open("rb") as f:
+        return f.read(MAX_PACK_BYTES + 1)
+
+
+def link_reasons(link: Any) -> list[str]:
+    """Why ``link`` cannot be shown as an item's QR code; [] if it can.
+
+    >>> link_reasons("https://www.city.tsukuba.lg.jp/"), link_reasons("tel:+81-29-883-1111")
+    ([], [])
+    >>> link_reasons("javascript:alert(1)")
+    ["'javascript:alert(1)': the scheme must be https:, tel: or mailto: (not javascript:)"]
+    """
+    if not isinstance(link, str):
+        return ["must be text"]
+    shown = _short(repr(link), 80)
+    if not link or any(c.isspace() or not c.isprintable() for c in link):
+        return [f"{shown}: empty, or holds spaces or control characters"]
+    try:
+        parts = urlsplit(link)
+    except ValueError as exc:
+        return [f"{shown}: not a valid address ({exc})"]
+    scheme = parts.scheme.lower()
+    if scheme not in LINK_SCHEMES:
+        return [
+            f"{shown}: the scheme must be https:, tel: or mailto: (not {scheme or 'none'}:)"
+            if scheme != "http"
+            else f"{shown}: http: is not encrypted; use https:"
+        ]
+    if scheme == "https" and not parts.hostname:
+        return [f"{shown}: an https: link needs a host"]
+    if scheme == "tel" and not _TEL.fullmatch(parts.path):
+        return [f"{shown}: a tel: link needs a phone number, such as tel:+81-29-883-1111"]
+    if scheme == "mailto" and "@" not in parts.path:
+        return [f"{shown}: a mailto: link needs an address"]
+    # The very function the information screen draws the code with (kiosk.widgets.QrCode).
+    from kiosk.qr import QrError, qr_matrix
+
+    try:
+        qr_matrix(link)
+    except QrError as exc:
+        return [f"{shown}: cannot be shown as a QR code: {exc}"]
+    return []
 
 
 class ContentStore:
@@ -306,15 +491,28 @@ class ContentStore:
 
     Safe to call from the MQTT thread while the UI reads ``pack``. ``replace(new_bytes)``
     returns the reasons a pack was refused (and keeps the current one), or [] when it switched.
+    A pack that passed the checks and still failed on screen is taken back with
+    :meth:`roll_back`, and refused if it is offered again.
 
     >>> store = ContentStore(ContentPack.load())
     >>> store.pack.id
     'sample-city'
     """
 
-    def __init__(self, pack: ContentPack, *, raw: bytes | None = None) -> None:
+    def __init__(
+        self,
+        pack: ContentPack,
+        *,
+        raw: bytes | None = None,
+        languages: Collection[str] | None = None,
+    ) -> None:
         self._pack = pack
         self._digest = _digest(raw) if raw is not None else b""
+        self._languages = tuple(kiosk_languages() if languages is None else languages)
+        #: The pack in use before the last replace, to go back to if the new one fails.
+        self._previous: ContentPack | None = None
+        #: Packs (by digest) that failed on screen: refused if offered again.
+        self._failed: set[bytes] = set()
         self._lock = threading.Lock()
 
     @property
@@ -334,8 +532,13 @@ class ContentStore:
 
         ``source`` (``mqtt``, a file path) names where it came from in the log.
         """
+        digest = _digest(new)
         try:
-            pack = ContentPack.load(new)
+            if digest in self._failed:
+                raise ContentPackError(
+                    source, ["it failed on screen before; the kiosk went back to the last good one"]
+                )
+            pack = ContentPack.load(new, languages=self._languages)
         except ContentPackError as exc:
             with self._lock:
                 kept = self._pack
@@ -348,7 +551,8 @@ class ContentStore:
             )
             return list(exc.reasons)
         with self._lock:
-            old, self._pack, self._digest = self._pack, pack, _digest(new)
+            old, self._pack, self._digest = self._pack, pack, digest
+            self._previous = old
         log.info(
             "content_pack_replaced",
             source=source,
@@ -358,26 +562,58 @@ class ContentStore:
         )
         return []
 
+    def roll_back(self) -> ContentPack | None:
+        """The pack in use failed on screen: go back to the pack before it or, with none, to the
+        shipped sample; the pack now in use, or None when there is nothing to go back to. The
+        failed pack is refused from now on."""
+        with self._lock:
+            failed, back = self._pack, self._previous
+            self._failed.add(self._digest)
+            self._previous = None
+        if back is None and not failed.sample:
+            try:
+                back = ContentPack.load(DEFAULT_PACK, languages=self._languages)
+            except ContentPackError:
+                back = None
+        if back is None:
+            return None
+        with self._lock:
+            self._pack, self._digest = back, b""
+        log.error(
+            "content_pack_rolled_back",
+            failed=failed.id,
+            failed_revision=failed.revision,
+            pack=back.id,
+            revision=back.revision,
+        )
+        return back
+
 
 def _digest(raw: bytes) -> bytes:
     return hashlib.sha256(raw).digest()
 
 
-def _check_texts(where: str, texts: Any, langs: list[str]) -> list[str]:
+def _check_texts(where: str, texts: Any, langs: list[str], longest: int) -> list[str]:
     if not isinstance(texts, Mapping):
         return [f"{where}: must be a mapping of language -> text"]
-    return [
-        f"{where}: missing or empty in {code!r}"
-        for code in langs
-        if not isinstance(texts.get(code), str) or not texts[code].strip()
-    ]
+    reasons: list[str] = []
+    for code in langs:
+        text = texts.get(code)
+        if not isinstance(text, str) or not text.strip():
+            reasons.append(f"{where}: missing or empty in {code!r}")
+        elif len(text) > longest:
+            reasons.append(f"{where}: {len(text)} characters in {code!r}, more than {longest}")
+    return reasons
 
 
-def _is_web_link(link: Any) -> bool:
-    if not isinstance(link, str):
-        return False
-    parts = urlsplit(link)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+def _line(event: yaml.Event) -> int | str:
+    mark = event.start_mark
+    return "?" if mark is None else mark.line + 1
+
+
+def _short(text: str, most: int) -> str:
+    """``text`` cut to ``most`` characters, so that a reason stays one readable line."""
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def _as_date(value: Any) -> tuple[date | None, list[str]]:

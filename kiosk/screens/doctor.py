@@ -1,4 +1,5 @@
-"""The doctor screen: send the request, then ticket, QR code, waiting time and the reply."""
+"""The doctor screen: send the request, then ticket, QR code, waiting time and the reply, or
+that the request ran out unanswered."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from kiosk.screens.base import KioskScreen
 
 
 class DoctorScreen(KioskScreen):
-    """A remote doctor, in phases: ask -> waiting -> replied (or unavailable)."""
+    """A remote doctor, in phases: ask -> waiting -> replied (or unavailable, or expired)."""
 
-    phase = OptionProperty("ask", options=["ask", "unavailable", "waiting", "replied"])
+    phase = OptionProperty("ask", options=["ask", "unavailable", "waiting", "replied", "expired"])
+    #: How long a request may wait for an answer, in whole minutes (the expired phase says it).
+    ttl_minutes = NumericProperty(30)
     ticket_number = StringProperty("")
     code = StringProperty("")
     qr_payload = StringProperty("")

@@ -63,9 +63,18 @@ class Fleet:
         return list(self.assignments)
 
 
-def write_fleet(path: Path, nodes: Sequence[str], *, kind: str = "kiosk") -> Fleet:
-    """A fleet manifest listing ``nodes`` in one trial, alternating between two sites."""
+def write_fleet(
+    path: Path,
+    nodes: Sequence[str],
+    *,
+    kind: str = "kiosk",
+    budgets: Mapping[str, int] | None = None,
+) -> Fleet:
+    """A fleet manifest listing ``nodes`` in one trial, alternating between two sites;
+    ``budgets`` is its ``[budgets]`` section (every node's budget)."""
     lines = [f'[[trials]]\nid = "{TRIAL}"\nname = "Chaos trial"\n']
+    if budgets:
+        lines.insert(0, _toml_section("budgets", budgets))
     lines += [f'[[sites]]\nid = "{s}"\nname = "{s}"\ntrial = "{TRIAL}"\n' for s in SITES]
     assignments: dict[str, tuple[str, str]] = {}
     for i, node in enumerate(nodes):
@@ -110,6 +119,8 @@ def write_collector_config(
     store: Mapping[str, Any],
     manifest: Path,
     client_id: str = "machikado-collector",
+    username: str = "",
+    password: str = "",
     shared_group: str = "",
     unknown_nodes: str = "reject",
     max_points: int = 5000,
@@ -128,6 +139,8 @@ def write_collector_config(
                 "host": broker.host,
                 "port": broker.port,
                 "client_id": client_id,
+                "username": username or None,
+                "password": password or None,
                 "shared_group": shared_group,
                 "keepalive_s": 5,
                 "max_inflight": max_inflight,
@@ -171,7 +184,12 @@ class CollectorProcess(ChildProcess):
         self.config = config
         self.broker = broker
         settings = tomllib.loads(config.read_text(encoding="utf-8"))
-        self.client_id: str = settings["mqtt"]["client_id"]
+        mqtt = settings["mqtt"]
+        #: Who the broker sees: the client id it sends, or its username on a broker that takes
+        #: the username as the client id (as the shipped one does).
+        self.client_id: str = mqtt["client_id"]
+        if broker is not None and "use_username_as_clientid true" in broker.extra_conf:
+            self.client_id = mqtt.get("username") or self.client_id
         self.what = f"collector {self.client_id}"
         self.deadletter_path = Path(settings["deadletter"]["path"])
         self.starts = 0
@@ -262,12 +280,21 @@ def start_nodes(
     count: int,
     resend_after_s: float = 5.0,
     env: Mapping[str, str] | None = None,
+    passwords: Mapping[str, str] | None = None,
 ) -> list[NodeProcess]:
-    """Start one real node process per id, one after the other, each in a dir of its own."""
+    """Start one real node process per id, one after the other, each in a dir of its own;
+    with ``passwords``, each logs in as its node id with its password from there."""
     nodes = []
     for node in ids:
         config = write_node_config(
-            base / node, node=node, port=port, rate=rate, count=count, resend_after_s=resend_after_s
+            base / node,
+            node=node,
+            port=port,
+            username=node if passwords else "",
+            password=passwords[node] if passwords else "",
+            rate=rate,
+            count=count,
+            resend_after_s=resend_after_s,
         )
         nodes.append(NodeProcess(config, env=dict(env or {})).start())
     return nodes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,12 +12,15 @@ import structlog
 from typer.testing import CliRunner
 
 from cloud.cli import app
+from cloud.collector.batch import BatchWriter, Message
+from cloud.collector.intake import Intake
 from cloud.collector.points import link_time_ns
 from cloud.config import load_config
-from cloud.deadletter import DeadLetters
+from cloud.deadletter import DeadLetters, Policy
 from cloud.errors import ConfigError
+from cloud.fleet import load_fleet
 from cloud.store import Point, open_store
-from protocol import Reading, encode_envelope, encode_readings
+from protocol import Reading, Topics, encode_envelope, encode_readings
 
 STREAM = "stream-00000000000000000003"
 NOW = datetime.now(UTC)
@@ -92,7 +96,7 @@ def test_replay_after_the_node_joins_the_manifest_stores_the_message(
         )
     code, out = cloud("deadletter", "list", "--config", str(config))
     assert code == 0
-    [listed] = json.loads(out)
+    [listed] = json.loads(out)["records"]
     assert (listed["id"], listed["node"], listed["reasons"]) == (rid, "rr-09", ["unknown node"])
 
     code, out = cloud("deadletter", "replay", "--config", str(config))
@@ -107,7 +111,7 @@ def test_replay_after_the_node_joins_the_manifest_stores_the_message(
     assert stored(config, "synthetic") == [("rr-09", "t")]
 
     code, out = cloud("deadletter", "list", "--pending", "--config", str(config))
-    assert json.loads(out) == []
+    assert json.loads(out)["records"] == []
     code, out = cloud("deadletter", "show", str(rid), "--config", str(config))
     shown = json.loads(out)
     assert shown["replayed_at"] is not None
@@ -115,7 +119,7 @@ def test_replay_after_the_node_joins_the_manifest_stores_the_message(
 
 
 def test_replay_skips_a_payload_that_was_cut(config: Path, tmp_path: Path) -> None:
-    with DeadLetters(tmp_path / "deadletter.sqlite", max_payload_bytes=10) as dl:
+    with DeadLetters(tmp_path / "deadletter.sqlite", policy=Policy(max_payload_bytes=10)) as dl:
         rid = dl.add(topic="machikado/v1/rr-01/data", payload=envelope("rr-01", 1), reasons=["x"])
     code, out = cloud("deadletter", "replay", str(rid), "--config", str(config))
     assert code == 0
@@ -173,3 +177,46 @@ def test_environment_overrides_the_file(config: Path, monkeypatch: pytest.Monkey
     assert cfg.mqtt.data_filter() == "$share/collectors/machikado/v1/+/data"
     assert cfg.batch.max_delay_ms == 50
     assert cfg.store.kind == "sqlite"
+
+
+#: What a terminal would act on: bidi override and isolate, C1 and C0 controls, DEL, zero width.
+SNEAKY = "\u202eevil\u2066\x85\x1b[2J\x7f\u200b"
+
+
+def _unshown(text: str) -> list[str]:
+    """Characters of ``text`` a terminal acts on or hides (a newline between lines aside)."""
+    cats = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+    return [f"U+{ord(c):04X}" for c in text if c != "\n" and unicodedata.category(c) in cats]
+
+
+def test_dead_letters_are_printed_with_controls_and_bidi_overrides_escaped(
+    config: Path, tmp_path: Path
+) -> None:
+    cfg = load_config(config)
+    take = Intake(Topics("machikado"), load_fleet(cfg.fleet.manifest))
+    reading = {"m": "visit", "at": NOW.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "fields": {"n": 1}}
+    reading["tags"] = {"where": f"stall {SNEAKY}"}
+    doc = {"v": 1, "node": "rr-01", "stream": STREAM, "seq": 1, "sent_at": reading["at"]}
+    payload = json.dumps({**doc, "readings": [reading]}, ensure_ascii=False).encode()
+    sent = [
+        ("machikado/v1/rr-01/data", payload),
+        (f"machikado/v1/rr{SNEAKY}/data", b"{}"),
+    ]
+    store = open_store(cfg.store)
+    with DeadLetters(cfg.deadletter.path) as dl:
+        writer = BatchWriter(store, dl, initial_s=0.01, max_s=0.05)
+        written = writer.write([Message(t, p, NOW, take(t, p, NOW)) for t, p in sent])
+    store.close()
+    assert written.dead_lettered == 2
+
+    code, out = cloud("deadletter", "list", "--config", str(config))
+    assert code == 0
+    assert _unshown(out) == []
+    records = json.loads(out)["records"]
+    assert [r["topic"] for r in records] == [t for t, _ in sent]
+    for record in records:
+        code, out = cloud("deadletter", "show", str(record["id"]), "--config", str(config))
+        assert _unshown(out) == []
+        assert "\\u202e" in out
+        shown = json.loads(out)
+        assert (shown["topic"], shown["payload"].encode()) in sent

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 
 from cloud.collector.batch import Abandoned, BatchWriter, Message
 from cloud.collector.intake import Intake
@@ -112,3 +114,27 @@ def test_invalid_message_goes_to_dead_letters_before_the_batch_counts_as_written
     assert written.dead_lettered == 1
     assert dead_letters.count() == 1
     assert written.seqs == {("rr-01", STREAM): {1}}
+
+
+def test_a_refused_message_is_one_log_line_with_its_count_of_reasons_and_the_first_few(
+    dead_letters: DeadLetters,
+) -> None:
+    bad = {"m": "synthetic", "at": NOW.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "fields": {"v": "x\x00"}}
+    doc = {"v": 1, "node": "rr-01", "stream": STREAM, "seq": 9, "sent_at": bad["at"]}
+    payload = json.dumps({**doc, "readings": [bad] * 480}).encode()
+    topic = "machikado/v1/rr-01/data"
+    msg = Message(topic, payload, NOW, TAKE(topic, payload, NOW), mid=1, qos=1)
+
+    with structlog.testing.capture_logs() as logs:
+        written = BatchWriter(FakeStore(), dead_letters, initial_s=0.01, max_s=0.05).write([msg])
+
+    assert written.dead_lettered == 1
+    [line] = [e for e in logs if e["event"] == "message_dead_lettered"]
+    assert (line["node"], line["stream"], line["seq"]) == ("rr-01", STREAM, 9)
+    assert line["reasons_count"] == 480
+    assert line["reasons"] == [
+        f"readings[{i}].fields.v: holds a control character" for i in range(3)
+    ]
+    [record] = dead_letters.records()
+    assert record.reasons_total == 480
+    assert len(record.reasons) == 20

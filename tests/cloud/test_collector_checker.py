@@ -69,7 +69,9 @@ def test_a_dead_checker_stops_the_collector_with_nothing_acked_then_all_is_store
     assert collector.proc.returncode != 0
     assert "checking process" in collector.log_tail()
     assert acks_from_collector(mosquitto) == 0
-    assert sent_to_collector(mosquitto) >= 3
+    # At least the message that met the dead checker was in its hands; on a busy machine the
+    # collector may stop before the broker sent it the others, which wait in its session.
+    assert sent_to_collector(mosquitto) >= 1
 
     again = CollectorProcess(config, broker=mosquitto).start()
     wait_for("the redelivered messages stored", lambda: stored(db, "synthetic") == 3, 30)

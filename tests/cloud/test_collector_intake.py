@@ -8,9 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cloud.collector.intake import UNKNOWN_NODE, Accepted, Ignored, Intake, Rejected
-from cloud.collector.points import link_time_ns, time_ns
+from cloud.collector.points import (
+    envelope_points,
+    fleet_point,
+    link_point,
+    link_time_ns,
+    time_ns,
+)
 from cloud.fleet import Fleet
-from protocol import Birth, Reading, Topics, encode_envelope, encode_readings
+from protocol import Birth, Reading, Topics, encode_envelope, encode_readings, parse_envelope
+from protocol.limits import RESERVED_MEASUREMENTS, RESERVED_TAGS
 
 NOW = datetime(2026, 11, 26, 7, 0, 0, 500000, tzinfo=UTC)
 STREAM = "3f2a00000000000000000000000000aa"
@@ -187,3 +194,62 @@ def test_birth_claiming_another_node_is_rejected(take: Intake) -> None:
 
 def test_cleared_retained_message_is_ignored(take: Intake) -> None:
     assert isinstance(take("machikado/v1/rr-02/state", b"", NOW), Ignored)
+
+
+def _raw_envelope(node: str, reading: dict[str, object]) -> bytes:
+    """An envelope written by hand: the models would refuse to build these readings."""
+    doc = {
+        "v": 1,
+        "node": node,
+        "stream": STREAM,
+        "seq": 9,
+        "sent_at": "2026-11-26T06:59:58.000000Z",
+        "readings": [
+            {"m": "visit", "at": "2026-11-26T06:59:30.000000Z", "fields": {"n": 1}},
+            {"at": "2026-11-26T06:59:30.000000Z", "fields": {"n": 1}, **reading},
+        ],
+    }
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("reading", "reason"),
+    [
+        ({"m": "link"}, "readings[1].m: measurement 'link' is reserved for the cloud"),
+        ({"m": "fleet_state"}, "readings[1].m: measurement 'fleet_state' is reserved"),
+        (
+            {"m": "visit", "tags": {"kind": "station"}},
+            "readings[1].tags.kind (the key): tag key 'kind' is reserved for the cloud",
+        ),
+        (
+            {"m": "visit", "tags": {"stream": "x"}},
+            "readings[1].tags.stream (the key): tag key 'stream' is reserved for the cloud",
+        ),
+    ],
+)
+def test_a_node_writing_what_the_cloud_derives_is_dead_lettered_on_every_path(
+    take: Intake, reading: dict[str, object], reason: str
+) -> None:
+    # The first reading teaches the line path this node's usual shape; the forged one must
+    # still be refused, with the models' reason.
+    assert isinstance(take("machikado/v1/rr-02/data", envelope(), NOW), Accepted)
+
+    out = take("machikado/v1/rr-02/data", _raw_envelope("rr-02", reading), NOW)
+
+    assert isinstance(out, Rejected)
+    assert len(out.reasons) == 1
+    assert out.reasons[0].startswith(reason)
+    assert (out.node, out.stream, out.seq) == ("rr-02", STREAM, 9)
+
+
+def test_what_the_cloud_writes_itself_uses_only_reserved_names() -> None:
+    where = FLEET.assignment("rr-02")
+    assert where is not None
+    link = link_point("rr-02", STREAM, 1, 0, 1, 0)
+    fleet = fleet_point("rr-02", where, {"online": True}, NOW)
+    env = parse_envelope(envelope(), now=NOW)
+    [reading, *_] = envelope_points(env, where=where, received_at=NOW)
+
+    assert {link.measurement, fleet.measurement} <= RESERVED_MEASUREMENTS
+    assert set(link.tags) | set(fleet.tags) <= RESERVED_TAGS
+    assert set(reading.tags) - set(env.readings[0].tags) <= RESERVED_TAGS

@@ -18,7 +18,7 @@ from cloud.collector import Collector, Intake
 from cloud.collector.batch import BatchWriter
 from cloud.collector.checking import LocalChecker
 from cloud.collector.settings import BatchSection, MqttSection
-from cloud.deadletter import DeadLetters
+from cloud.deadletter import DEFAULT_POLICY, DeadLetters, Policy
 from cloud.fleet import Fleet
 from protocol import Birth, Reading, Receipt, Topics, encode_envelope, encode_readings
 from tests.cloud.collector_fakes import FakeStore
@@ -63,10 +63,18 @@ def sent_to(broker: MosquittoServer, client_id: str) -> int:
 class Rig:
     """One collector on the test broker, its fake store and dead-letter store."""
 
-    def __init__(self, broker: MosquittoServer, tmp: Path, **options: object) -> None:
+    def __init__(
+        self,
+        broker: MosquittoServer,
+        tmp: Path,
+        *,
+        dead_letter_policy: Policy = DEFAULT_POLICY,
+        **options: object,
+    ) -> None:
         self.broker = broker
         self.store = FakeStore()
-        self.dead_letters = DeadLetters(tmp / "dl.sqlite")
+        # The rate of full dead letters per node counts in minutes: it must not refill meanwhile.
+        self.dead_letters = DeadLetters(tmp / "dl.sqlite", policy=dead_letter_policy, clock=_never)
         mqtt_opts = {k: v for k, v in options.items() if k in MqttSection.model_fields}
         batch_opts = {k: v for k, v in options.items() if k in BatchSection.model_fields}
         self.mqtt = MqttSection(
@@ -95,6 +103,10 @@ class Rig:
             stop.set()
             thread.join(30)
             assert not thread.is_alive(), "the collector did not stop"
+
+
+def _never() -> float:
+    return 0.0
 
 
 @pytest.fixture
@@ -232,6 +244,25 @@ def test_bad_messages_are_dead_lettered_acked_and_receipted_when_known(rig: Rig)
         )
         assert [int(p.fields["n"]) for p in rig.store.of("synthetic")] == [5]
     assert pubacks_from(rig.broker, "machikado-collector") == 4
+
+
+def test_a_node_past_its_rate_of_dead_letters_gets_brief_ones_counted_in_the_status(
+    mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    rig = Rig(mosquitto, tmp_path, dead_letter_policy=Policy(rate_per_minute=1, burst=3))
+    with RecordingClient(rig.broker) as node, rig.running() as collector:
+        for seq in range(1, 11):
+            forged = envelope(seq).replace(b'"m":"synthetic"', b'"m":"link"')
+            node.publish("machikado/v1/rr-01/data", forged)
+        wait_for("10 dead letters", lambda: collector.counters.dead_letters == 10, 20)
+        facts = collector.status_facts()
+    records = rig.dead_letters.records()
+    rig.dead_letters.close()
+
+    assert (facts["dead_letters"], facts["dead_letters_brief"]) == (10, 7)
+    assert [(r.seq, r.kept) for r in records] == [
+        (seq, "full" if seq <= 3 else "brief") for seq in range(1, 11)
+    ]
 
 
 def test_unknown_node_is_stored_unassigned_when_so_configured(

@@ -135,6 +135,9 @@ def test_accepted_points_read_back_exactly_and_refused_ones_say_why(
             assert fields.keys() == p.fields.keys()
             for key, value in p.fields.items():
                 assert _same(value, fields[key]), (key, value, fields[key])
+        # SHOW SERIES, read back, names each series as written (the collector's budgets).
+        listed = {(m, tuple(sorted(tags.items()))) for m, tags in store.node_series()}
+        assert listed == {(p.measurement, tuple(sorted(p.tags.items()))) for p in accepted}
     finally:
         influxdb.query(f'DROP DATABASE "{db}"')
         store.close()
@@ -165,4 +168,5 @@ def test_backslashes_quotes_and_japanese_in_tag_values_round_trip(influxdb: Infl
     store.write([Point("m", {"k": v}, {"s": v + "\\"}, i) for i, v in enumerate(values)])
     rows = {tags["k"]: fields["s"] for _, tags, fields in _stored(influxdb, "tags", "m")}
     assert rows == {v: v + "\\" for v in values}
+    assert sorted(tags["k"] for _, tags in store.node_series()) == sorted(values)
     store.close()

@@ -34,7 +34,8 @@ from tests.cloud.harness import (
     write_fleet,
 )
 from tests.integration.nodes import NodeProcess, wait_for
-from tests.services import InfluxServer, MosquittoServer
+from tests.integration.test_broker_acl import SHIPPED_ACL
+from tests.services import InfluxServer, MosquittoFactory, MosquittoServer
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +44,8 @@ RATE = 50.0
 COUNT = 1500
 DB = "machikado"
 GROUP = "collectors"
+#: One MQTT user per collector process, as the shipped ACL has them.
+COLLECTORS = ("collector-1", "collector-2")
 #: Short, so the readings dealt to the dead member are sent again soon.
 RESEND_AFTER_S = 2.0
 #: A fifth of a second of readings per envelope.
@@ -66,6 +69,7 @@ def run_with_one_collector_killed(
     mosquitto: MosquittoServer,
     nodes_dir: Path,
     children: list[Any],
+    passwords: dict[str, str],
 ) -> list[NodeProcess]:
     """Both collectors take data; one dies; the other and the nodes' resends finish the job."""
     survivor, victim = collectors
@@ -80,6 +84,7 @@ def run_with_one_collector_killed(
         count=COUNT,
         resend_after_s=RESEND_AFTER_S,
         env=NODE_ENV,
+        passwords=passwords,
     )
     children += nodes
     total = len(NODES) * COUNT
@@ -121,25 +126,37 @@ def run_with_one_collector_killed(
 
 @pytest.mark.timeout(300)
 def test_two_collectors_on_a_shared_subscription_store_everything_once(
-    mosquitto: MosquittoServer, influxdb: InfluxServer, tmp_path: Path
+    mosquitto_factory: MosquittoFactory, influxdb: InfluxServer, tmp_path: Path
 ) -> None:
+    # The shipped broker's way: its ACL, every client under its own username, the username as
+    # the client id; so each collector process logs in as a collector-<n> of its own.
+    passwords = {name: f"{name}-secret" for name in (*NODES, *COLLECTORS)}
+    mosquitto = mosquitto_factory(
+        users=passwords, acl_file=SHIPPED_ACL, extra_conf="use_username_as_clientid true"
+    )
     fleet = write_fleet(tmp_path / "fleet.toml", NODES)
     collectors = [
         CollectorProcess(
             write_collector_config(
-                tmp_path / "cloud",
+                tmp_path / "cloud" / user,
                 broker=mosquitto,
                 store=influx_store(influxdb, DB),
                 manifest=fleet.path,
-                client_id=client_id,
+                # Both send one client id: the broker tells them apart by their usernames.
+                client_id="machikado-collector",
+                username=user,
+                password=passwords[user],
                 shared_group=GROUP,
             ),
             broker=mosquitto,
         )
-        for client_id in ("collector-a", "collector-b")
+        for user in COLLECTORS
     ]
+    assert [c.client_id for c in collectors] == list(COLLECTORS)
     with reaping() as children:
-        nodes = run_with_one_collector_killed(collectors, mosquitto, tmp_path / "nodes", children)
+        nodes = run_with_one_collector_killed(
+            collectors, mosquitto, tmp_path / "nodes", children, passwords
+        )
 
     for collector in collectors:
         assert not collector.dead_letters(), [d.summary() for d in collector.dead_letters()]

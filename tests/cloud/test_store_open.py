@@ -104,5 +104,5 @@ def test_incomplete_settings_name_what_is_missing(settings: dict[str, object], s
 
 
 def test_secrets_do_not_show_in_the_settings_repr() -> None:
-    settings = StoreSettings(kind="influx_v2", url="http://x", token="s3cret", org="o", bucket="b")
+    settings = StoreSettings(kind="influx_v2", url="https://x", token="s3cret", org="o", bucket="b")
     assert "s3cret" not in repr(settings)

@@ -97,7 +97,7 @@ def test_scale_measurement_becomes_an_anonymous_health_check():
 
     run_with(agent, body)
     [check] = emit.of("health_check")
-    assert check.tags == {"kind": "scale"}
+    assert check.tags == {"device": "scale"}
     assert check.fields == {"weight_kg": 62.5, "bmi": 22.1, "height_m": 1.68}
     assert "user_id" not in check.fields
     assert SCALE not in str(check.model_dump())
@@ -126,7 +126,7 @@ def test_blood_pressure_and_temperature_carry_exact_values_and_no_user():
         await wait_until(lambda: len(emit.of("health_check")) == 2)
 
     run_with(agent, body)
-    by_kind = {r.tags["kind"]: r for r in emit.of("health_check")}
+    by_kind = {r.tags["device"]: r for r in emit.of("health_check")}
     bp = by_kind["blood_pressure"]
     assert bp.fields["systolic_mmhg"] == 128
     assert bp.fields["diastolic_mmhg"] == 84

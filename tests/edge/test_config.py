@@ -43,7 +43,9 @@ def test_environment_overrides_the_file_key_by_key(
 ) -> None:
     monkeypatch.setenv("MACHIKADO_MQTT__PORT", "8883")
     monkeypatch.setenv("MACHIKADO_OUTBOX__COMMIT_WINDOW_MS", "500")
-    cfg = load_config(write(tmp_path, MINIMAL + '[mqtt]\nhost = "broker.city"\nport = 1883\n'))
+    cfg = load_config(
+        write(tmp_path, MINIMAL + '[mqtt]\nhost = "broker.city"\nport = 1883\ntls = true\n')
+    )
     assert (cfg.mqtt.host, cfg.mqtt.port) == ("broker.city", 8883)
     assert cfg.outbox.commit_window_ms == 500
 

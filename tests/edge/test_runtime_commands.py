@@ -17,7 +17,7 @@ from protocol import Topics
 from tests.services import MosquittoFactory
 
 SHIPPED_ACL = Path(__file__).resolve().parents[2] / "firmware_config" / "mosquitto" / "acl"
-PASSWORDS = {"k-01": "k-01-secret", "collector": "collector-secret"}
+PASSWORDS = {"k-01": "k-01-secret", "collector-1": "collector-secret"}
 TIMEOUT_S = 20.0
 
 
@@ -101,9 +101,9 @@ def test_a_retained_command_from_the_collector_reaches_the_node_when_it_connects
 
 
 def _publish_retained(host: str, port: int, topic: str, payload: bytes) -> None:
-    """Publish as the cloud (the ``collector`` user) with retain, and wait for the PUBACK."""
+    """Publish as the cloud (a ``collector-<n>`` user) with retain, and wait for the PUBACK."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="cloud-cmd")
-    client.username_pw_set("collector", PASSWORDS["collector"])
+    client.username_pw_set("collector-1", PASSWORDS["collector-1"])
     client.connect(host, port, keepalive=10)
     client.loop_start()
     try:

@@ -34,7 +34,12 @@ pytestmark = pytest.mark.integration
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware_config"
 SHIPPED_ACL = FIRMWARE / "mosquitto" / "acl"
 SHIPPED_CONF = FIRMWARE / "mosquitto" / "mosquitto.conf"
-PASSWORDS = {"rr-01": "rr-01-secret", "rr-02": "rr-02-secret", "collector": "collector-secret"}
+PASSWORDS = {
+    "rr-01": "rr-01-secret",
+    "rr-02": "rr-02-secret",
+    "collector-1": "collector-1-secret",
+    "collector-2": "collector-2-secret",
+}
 #: A test-only user who may read every topic, so that "not delivered" also covers topics outside
 #: the contract, which no shipped user may read. The shipped rules are used unchanged before it.
 OBSERVER_ACL = "\n# Test only: reads everything, to prove that denied messages go nowhere.\n"
@@ -52,10 +57,16 @@ def broker(mosquitto_factory: MosquittoFactory, tmp_path: Path) -> MosquittoServ
 
 
 def _client(
-    broker: MosquittoServer, user: str, protocol: Literal["5", "3.1.1"] = "5"
+    broker: MosquittoServer,
+    user: str,
+    protocol: Literal["5", "3.1.1"] = "5",
+    *,
+    client_id: str | None = None,
 ) -> RecordingClient:
     password = OBSERVER_PASSWORD if user == "observer" else PASSWORDS[user]
-    return RecordingClient(broker, username=user, password=password, protocol=protocol)
+    return RecordingClient(
+        broker, username=user, password=password, protocol=protocol, client_id=client_id
+    )
 
 
 @pytest.fixture
@@ -68,7 +79,7 @@ def observer(broker: MosquittoServer) -> Iterator[RecordingClient]:
 def test_node_publishes_in_its_own_subtree_and_the_collector_receives_it(
     broker: MosquittoServer,
 ) -> None:
-    with _client(broker, "collector") as collector, _client(broker, "rr-01") as node:
+    with _client(broker, "collector-1") as collector, _client(broker, "rr-01") as node:
         collector.subscribe("machikado/v1/#")
 
         puback = node.publish("machikado/v1/rr-01/data", b"envelope")
@@ -81,7 +92,7 @@ def test_node_publishes_in_its_own_subtree_and_the_collector_receives_it(
 def test_node_publishing_outside_its_subtree_is_refused_and_delivered_to_nobody(
     broker: MosquittoServer, observer: RecordingClient, topic: str
 ) -> None:
-    with _client(broker, "collector") as collector, _client(broker, "rr-01") as node:
+    with _client(broker, "collector-1") as collector, _client(broker, "rr-01") as node:
         collector.subscribe("machikado/v1/#")
 
         puback = node.publish(topic, b"forged")
@@ -98,7 +109,11 @@ def test_node_publishing_outside_its_subtree_is_refused_and_delivered_to_nobody(
 def test_node_subscribed_to_another_nodes_subtree_receives_nothing_from_it(
     broker: MosquittoServer,
 ) -> None:
-    with _client(broker, "rr-01") as rr01, _client(broker, "rr-02") as rr02:
+    with (
+        _client(broker, "rr-01") as rr01,
+        _client(broker, "rr-02") as rr02,
+        _client(broker, "collector-1") as collector,
+    ):
         # Granted by mosquitto 2.0.11 (see the module docstring); the delivery is what is denied.
         rr01.subscribe("machikado/v1/rr-02/#")
         rr01.subscribe("machikado/v1/+/birth")
@@ -107,17 +122,17 @@ def test_node_subscribed_to_another_nodes_subtree_receives_nothing_from_it(
         assert not rr02.publish("machikado/v1/rr-02/data", b"rr-02 readings").is_failure
         assert not rr02.publish("machikado/v1/rr-02/birth", b"rr-02 birth").is_failure
         # Mosquitto routes a message before it acknowledges it, so after rr-02's PUBACKs any
-        # delivery to rr-01 is queued ahead of rr-01's own marker.
-        rr01.publish("machikado/v1/rr-01/state", b"marker")
+        # delivery to rr-01 is queued ahead of the marker rr-01 is sent next.
+        collector.publish("machikado/v1/rr-01/receipt", b"marker")
 
-        rr01.wait_for_message("machikado/v1/rr-01/state")
-        assert rr01.topics_received() == ["machikado/v1/rr-01/state"]
+        rr01.wait_for_message("machikado/v1/rr-01/receipt")
+        assert rr01.topics_received() == ["machikado/v1/rr-01/receipt"]
 
 
 def test_collector_sends_receipts_and_commands_that_the_node_receives(
     broker: MosquittoServer,
 ) -> None:
-    with _client(broker, "rr-01") as node, _client(broker, "collector") as collector:
+    with _client(broker, "rr-01") as node, _client(broker, "collector-1") as collector:
         node.subscribe("machikado/v1/rr-01/#")
 
         assert not collector.publish("machikado/v1/rr-01/receipt", b"stored 1-17").is_failure
@@ -131,7 +146,7 @@ def test_collector_sends_receipts_and_commands_that_the_node_receives(
 def test_collector_cannot_publish_in_a_nodes_name(
     broker: MosquittoServer, observer: RecordingClient, topic: str
 ) -> None:
-    with _client(broker, "collector") as collector:
+    with _client(broker, "collector-1") as collector:
         puback = collector.publish(topic, b"forged")
         collector.publish("machikado/v1/rr-01/receipt", b"marker")
 
@@ -140,13 +155,75 @@ def test_collector_cannot_publish_in_a_nodes_name(
         assert topic not in observer.topics_received()
 
 
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "machikado/v1/rr-01/junk",
+        "machikado/v1/rr-01/birth/2",
+        "machikado/v1/rr-01/data/x",
+        "machikado/v1/rr-01/receipt",
+        "machikado/v1/rr-01/cmd/rebirth",
+        "machikado/v1/rr-01/consult/reply",
+        "machikado/v1/rr-01/consult/request/more",
+    ],
+)
+def test_a_node_cannot_retain_or_publish_on_other_topics_of_its_own_subtree(
+    broker: MosquittoServer, topic: str
+) -> None:
+    with _client(broker, "rr-01") as node:
+        assert not node.publish("machikado/v1/rr-01/birth", b"birth", retain=True).is_failure
+        assert not node.publish("machikado/v1/rr-01/state", b"online", retain=True).is_failure
+
+        assert node.publish(topic, b"kept forever?", retain=True).value == NOT_AUTHORIZED
+
+    with _client(broker, "observer") as late:
+        # Retained messages come with each SUBACK, in the order the subscriptions are made: once
+        # the birth's has come, one kept on ``topic`` would have come before it.
+        late.subscribe(topic)
+        late.subscribe("machikado/v1/rr-01/birth")
+        assert late.wait_for_message("machikado/v1/rr-01/birth").retain
+        assert late.topics_received() == ["machikado/v1/rr-01/birth"]
+
+
+def test_a_node_publishes_exactly_its_contract_topics_and_reads_what_the_cloud_sends_it(
+    broker: MosquittoServer, observer: RecordingClient
+) -> None:
+    with _client(broker, "rr-01") as node, _client(broker, "collector-1") as collector:
+        node.subscribe("machikado/v1/rr-01/#")
+        for kind in ("birth", "state", "data", "consult/request"):
+            assert not node.publish(f"machikado/v1/rr-01/{kind}", kind).is_failure
+            observer.wait_for_message(f"machikado/v1/rr-01/{kind}")
+        for kind in ("receipt", "cmd/content_pack"):
+            assert not collector.publish(f"machikado/v1/rr-01/{kind}", kind).is_failure
+            node.wait_for_message(f"machikado/v1/rr-01/{kind}")
+        # It does not even read back what it published itself.
+        assert node.topics_received() == [
+            "machikado/v1/rr-01/receipt",
+            "machikado/v1/rr-01/cmd/content_pack",
+        ]
+
+
+def test_the_collector_reads_no_consultation_topic(
+    broker: MosquittoServer, observer: RecordingClient
+) -> None:
+    with _client(broker, "collector-1") as collector, _client(broker, "rr-01") as kiosk:
+        collector.subscribe("machikado/v1/#")
+
+        assert not kiosk.publish("machikado/v1/rr-01/consult/request", b"sealed").is_failure
+        kiosk.publish("machikado/v1/rr-01/data", b"marker")
+
+        collector.wait_for_message("machikado/v1/rr-01/data")
+        observer.wait_for_message("machikado/v1/rr-01/consult/request")
+        assert "machikado/v1/rr-01/consult/request" not in collector.topics_received()
+
+
 def test_mqtt311_denied_publish_looks_acked_but_is_delivered_to_nobody(
     broker: MosquittoServer, observer: RecordingClient
 ) -> None:
     # MQTT 3.1.1's PUBACK has no reason code: the broker acknowledges and drops the message, so
     # the node cannot tell it is publishing into the void. This is why the node prefers MQTT 5.
     with (
-        _client(broker, "collector", "3.1.1") as collector,
+        _client(broker, "collector-1", "3.1.1") as collector,
         _client(broker, "rr-01", "3.1.1") as node,
     ):
         collector.subscribe("machikado/v1/#")
@@ -228,7 +305,7 @@ def test_shipped_production_config_serves_nodes_over_tls_under_the_acl(
     production_broker: ShippedConfigBroker,
 ) -> None:
     with (
-        _client(production_broker, "collector") as collector,
+        _client(production_broker, "collector-1") as collector,
         _client(production_broker, "rr-01") as node,
     ):
         collector.subscribe("machikado/v1/#")
@@ -243,3 +320,41 @@ def test_shipped_production_config_refuses_anonymous_clients(
 ) -> None:
     with pytest.raises(ServiceError, match="connection refused"):
         RecordingClient(production_broker).connect()
+
+
+@pytest.mark.parametrize(
+    ("victim", "intruder"), [("rr-01", "rr-02"), ("collector-1", "collector-2")]
+)
+def test_a_client_using_another_users_client_id_does_not_knock_it_off(
+    production_broker: ShippedConfigBroker, victim: str, intruder: str
+) -> None:
+    with _client(production_broker, victim, client_id=victim) as held:
+        held.subscribe(f"machikado/v1/{victim}/cmd/#" if victim.startswith("rr") else "#")
+        with _client(production_broker, intruder, client_id=victim) as other:
+            # Connected, under its own user name: it publishes as itself, not as the victim.
+            assert not other.publish(f"machikado/v1/{intruder}/state", b"online").is_failure
+        with _client(production_broker, "collector-2") as cloud:
+            cloud.publish(f"machikado/v1/{victim}/cmd/ping", b"still there?")
+
+        held.wait_for_message(f"machikado/v1/{victim}/cmd/ping")
+        assert held.disconnects == []
+
+
+def test_shipped_production_config_bounds_queues_memory_and_client_ids(
+    production_broker: ShippedConfigBroker,
+) -> None:
+    # The broker started from this very file (the fixture), so mosquitto 2.0.11 knows each
+    # option; here, that the bounds are there and sized as the comments say.
+    options = dict(
+        line.split(None, 1)
+        for line in SHIPPED_CONF.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    )
+    assert options["use_username_as_clientid"] == "true"
+    queued_bytes = int(options["max_queued_bytes"])
+    assert 0 < queued_bytes <= 256 * 2**20
+    assert 0 < int(options["max_queued_messages"]) <= queued_bytes // 256
+    assert 4 * queued_bytes < int(options["memory_limit"]) <= 4 * 2**30
+    with _client(production_broker, "rr-01") as node:
+        assert not node.publish("machikado/v1/rr-01/state", b"online").is_failure
+    assert "Error" not in production_broker.log_path.read_text(encoding="utf-8")

@@ -33,7 +33,7 @@ def test_publish_outside_own_subtree_is_an_alarm_and_loses_nothing(
         count=100,
     )
     with ReceiptStandin(
-        broker.host, broker.port, username="collector", password=PASSWORDS["collector"]
+        broker.host, broker.port, username="collector-1", password=PASSWORDS["collector-1"]
     ) as cloud:
         node = NodeProcess(config).start()
         wait_for("all readings produced", lambda: node.stats().produced >= 100, 30)

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 import pytest
 
 from edge.config import NodeConfig
+from kiosk.session import SessionUsage
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A scenario child that has not finished by then prints its stacks and exits.
@@ -146,13 +148,29 @@ class FakeClock:
         self.now += seconds
 
 
+class WallClock:
+    """The real node's usage clock (Unix seconds): real time, plus what the scenario added to
+    end a usage period without waiting for it."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 class FakeNode:
     """Stands in for kiosk.node.KioskNode: tickets from the real Ticket type, no network."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
-        self.sessions: list[dict[str, Any]] = []
+        self.sessions: list[SessionUsage] = []
+        self.declared: dict[str, list[str]] = {}
         self.callbacks: list[Callable[[Any, str, str], None]] = []
+        self.expired_callbacks: list[Callable[[Any], None]] = []
         self.pack_callbacks: list[Callable[[bytes], None]] = []
         self.ticket: Any = None
         self.started = self.stopped = False
@@ -171,6 +189,14 @@ class FakeNode:
     def on_reply(self, callback: Callable[[Any, str, str], None]) -> None:
         self.callbacks.append(callback)
 
+    def on_request_expired(self, callback: Callable[[Any], None]) -> None:
+        self.expired_callbacks.append(callback)
+
+    def expire(self) -> None:
+        """The current request ran out, as the real node reports it."""
+        for callback in self.expired_callbacks:
+            callback(self.ticket)
+
     def request_consultation(self, request: dict[str, Any]) -> Any:
         from kiosk.consult import DEFAULT_CONSULT_URL, Ticket
 
@@ -182,8 +208,11 @@ class FakeNode:
         for callback in self.callbacks:
             callback(self.ticket, text, language)
 
-    def record_session(self, summary: Any) -> None:
-        self.sessions.append(dict(summary))
+    def count_session(self, usage: Any) -> None:
+        self.sessions.append(usage)
+
+    def declare_usage(self, dimension: str, values: Any) -> None:
+        self.declared[dimension] = list(values)
 
     def on_content_pack(self, callback: Callable[[bytes], None]) -> None:
         self.pack_callbacks.append(callback)
@@ -191,16 +220,22 @@ class FakeNode:
 
 class Kiosk:
     """What a scenario gets: the running app, its node (fake or real) and clock, the driver,
-    and the test's ``params``."""
+    the test's ``params``, and the real node's usage clock (``wall``)."""
 
     def __init__(
-        self, driver: Any, node: Any, clock: FakeClock, params: dict[str, Any] | None = None
+        self,
+        driver: Any,
+        node: Any,
+        clock: FakeClock,
+        params: dict[str, Any] | None = None,
+        wall: WallClock | None = None,
     ) -> None:
         self.driver = driver
         self.app = driver.app
         self.node = node
         self.clock = clock
         self.params = params or {}
+        self.wall = wall or WallClock()
 
     def widget(self, screen: str, wid: str) -> Any:
         return self.app.screen(screen).ids[wid]
@@ -254,15 +289,18 @@ def drive(target: str, home: str, options: str = "{}") -> None:
     settings = KioskSection(
         idle_s=90,
         warning_s=30,
-        tts_command=["true", "{voice}", "{text}"],
+        tts_command=["true", "{voice}"],
         content_pack=opts.get("content_pack"),
     )
     configure_window(settings)
     clock = FakeClock()
+    wall = WallClock()
     node: FakeNode | KioskNode
     if opts.get("node_config"):
         config = NodeConfig.model_validate_json(opts["node_config"])
-        node = KioskNode(config, dispatch=lambda fn: Clock.schedule_once(lambda _dt: fn()))
+        node = KioskNode(
+            config, dispatch=lambda fn: Clock.schedule_once(lambda _dt: fn()), usage_clock=wall
+        )
     else:
         node = FakeNode()
     content = None if settings.content_pack else ContentStore(ContentPack.load(TEST_PACK.encode()))
@@ -270,12 +308,19 @@ def drive(target: str, home: str, options: str = "{}") -> None:
     with Offscreen(app) as driver:
         if isinstance(node, KioskNode):
             assert node.running, "the app must start its node"
-        scenario(Kiosk(driver, node, clock, opts.get("params")))
+        scenario(Kiosk(driver, node, clock, opts.get("params"), wall))
     if isinstance(node, KioskNode):
         assert not node.running, "the app must stop its node"
     else:
         assert node.started, "the app must start its node"
         assert node.stopped, "the app must stop its node"
+
+
+def _with_secret(config: NodeConfig) -> str:
+    """The config as JSON for the child, its MQTT password included (a dump masks it)."""
+    data = config.model_dump(mode="json")
+    data["mqtt"]["password"] = config.mqtt.password.get_secret_value()
+    return json.dumps(data)
 
 
 class RunScenario(Protocol):
@@ -303,7 +348,7 @@ def run_scenario(tmp_path: Path) -> RunScenario:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         options = json.dumps(
             {
-                "node_config": node_config.model_dump_json() if node_config else None,
+                "node_config": _with_secret(node_config) if node_config else None,
                 "content_pack": str(content_pack) if content_pack else None,
                 "params": params or {},
             }

@@ -4,7 +4,7 @@ the cloud's content-pack command.
 :class:`ConsultService` subscribes to every kiosk's ``consult/request``, opens each request with
 the service's private key, and (when told to) publishes ``consult/accepted`` and a sealed
 ``consult/reply``, as the cloud's consultation service does. :func:`publish_content_pack`
-publishes a pack as the cloud does: retained, on ``cmd/content_pack``, as the ``collector``
+publishes a pack as the cloud does: retained, on ``cmd/content_pack``, as a ``collector-<n>``
 user that the shipped ACL lets write commands (:func:`shipped_acl_broker`).
 """
 
@@ -35,13 +35,13 @@ from tests.services import MosquittoFactory, MosquittoServer
 TIMEOUT_S = 20.0
 SHIPPED_ACL = Path(__file__).resolve().parents[2] / "firmware_config" / "mosquitto" / "acl"
 #: The cloud's MQTT user in the shipped ACL: may write ``machikado/v1/+/cmd/#``.
-CLOUD_USER = "collector"
+CLOUD_USER = "collector-1"
 
 
 def shipped_acl_broker(
     factory: MosquittoFactory, tmp_dir: Path, *, node: str
 ) -> tuple[MosquittoServer, dict[str, str]]:
-    """A broker with the shipped ACL, users ``node`` and ``collector``; and their passwords."""
+    """A broker with the shipped ACL, users ``node`` and ``collector-1``; and their passwords."""
     acl = tmp_dir / "acl"
     acl.write_text(SHIPPED_ACL.read_text(encoding="utf-8"), encoding="utf-8")
     passwords = {node: f"{node}-secret", CLOUD_USER: "collector-secret"}

@@ -6,6 +6,7 @@ them. Taps are real touch events dispatched through the window onto the widgets 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.kiosk.conftest import Kiosk
@@ -83,6 +84,51 @@ def scenario_green_path_doctor_reply(k: Kiosk) -> None:
 
 def test_green_path_doctor_request_shows_ticket_qr_and_the_reply(run_scenario: Any) -> None:
     run_scenario("tests.kiosk.test_app_flows:scenario_green_path_doctor_reply")
+
+
+def _send_to_doctor(k: Kiosk, lang: str) -> None:
+    _start_in(k, lang)
+    k.tap_id("home", "consult")
+    k.wait_for_screen("triage")
+    for n, option in enumerate(_green_path(k), start=1):
+        k.tap_id("triage", f"opt_{option}")
+        k.driver.wait_until(lambda n=n: len(k.app.session.triage.answers) == n)
+    k.wait_for_screen("result")
+    k.tap_id("result", "ask_doctor")
+    k.wait_for_screen("doctor")
+    k.tap_id("doctor", "send")
+    k.driver.wait_until(lambda: k.app.screen("doctor").phase == "waiting")
+
+
+def scenario_a_request_that_ran_out_says_so_and_can_be_sent_again(k: Kiosk) -> None:
+    _send_to_doctor(k, "vi")
+    doctor = k.app.screen("doctor")
+    first = k.node.ticket
+    k.node.expire()
+    k.driver.wait_until(lambda: doctor.phase == "expired")
+    texts = "\n".join(k.texts())
+    assert "Yêu cầu của bạn đã hết hạn" in texts
+    assert "30 phút" in texts, "the screen says how long a request may wait"
+    # The dead request's ticket and QR code are gone; the app no longer waits for it.
+    assert first.number not in texts
+    assert k.widget("doctor", "qr").data == ""
+    assert k.app.session.ticket is None
+    k.driver.screenshot(Path(k.params["shots"]) / "doctor_expired-vi.png")
+    k.tap_id("doctor", "send_again")
+    k.driver.wait_until(lambda: doctor.phase == "waiting")
+    assert len(k.node.requests) == 2
+    assert k.node.ticket.number in "\n".join(k.texts())
+
+
+def test_a_request_that_ran_out_is_shown_as_such_and_can_be_sent_again(
+    run_scenario: Any, tmp_path: Path
+) -> None:
+    shots = tmp_path / "shots"
+    run_scenario(
+        "tests.kiosk.test_app_flows:scenario_a_request_that_ran_out_says_so_and_can_be_sent_again",
+        params={"shots": str(shots)},
+    )
+    assert (shots / "doctor_expired-vi.png").stat().st_size > 10_000
 
 
 def scenario_wizard_ranks_items_with_qr(k: Kiosk) -> None:

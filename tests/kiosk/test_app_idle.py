@@ -44,9 +44,9 @@ def scenario_idle_countdown_then_wipe(k: Kiosk) -> None:
     assert k.app.font == str(k.app.settings.font_cjk)
     assert k.app.screen("triage").ids.scroll.scroll_y == 1
     assert k.node.wipes == 1
-    (summary,) = k.node.sessions
-    assert summary["language"] == "ko"
-    assert summary["large_text"] is True
+    (usage,) = k.node.sessions
+    assert usage.language == "ko"
+    assert usage.large_text is True
     shown = [t for name in k.app.manager.screen_names for t in k.app.screen(name).texts()]
     assert not any(asked in t for t in shown), "the last question must not stay on any screen"
 
@@ -74,12 +74,3 @@ def test_bad_content_pack_is_refused_old_one_kept_and_logged(run_scenario: Any) 
     proc = run_scenario("tests.kiosk.test_app_idle:scenario_bad_content_pack_is_refused")
     assert "content_pack_refused" in proc.stdout + proc.stderr
     assert "REASONS: " in proc.stdout
-
-
-def test_read_aloud_runs_the_configured_command_with_text_and_voice() -> None:
-    from kiosk.tts import ReadAloud
-
-    spoken: list[list[str]] = []
-    tts = ReadAloud(["espeak-ng", "-v", "{voice}", "{text}"], spawn=spoken.append)
-    tts.say("119 {braces} stay", voice="cmn")
-    assert spoken == [["espeak-ng", "-v", "cmn", "119 {braces} stay"]]

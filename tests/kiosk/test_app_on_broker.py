@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nacl.public import PrivateKey
+from pydantic import SecretStr
 
 from edge.config import NodeConfig
 from tests.kiosk.conftest import TEST_PACK, Kiosk, RunScenario
@@ -84,6 +85,47 @@ def test_green_path_doctor_request_is_answered_over_the_real_mosquitto(
     assert (request.kiosk, request.tier, request.language) == ("k-01", "green", "en")
     assert request.answers, "the answers went to the doctor"
     assert (shots / "doctor_reply.png").stat().st_size > 10_000
+
+
+# -- a request nobody answers runs out ---------------------------------------------------------
+
+
+def scenario_request_runs_out_over_mosquitto(k: Kiosk) -> None:
+    _start_in(k, "ja")
+    k.tap_id("home", "consult")
+    k.wait_for_screen("triage")
+    for n, option in enumerate(_green_path(k), start=1):
+        k.tap_id("triage", f"opt_{option}")
+        k.driver.wait_until(lambda n=n: len(k.app.session.triage.answers) == n)
+    k.wait_for_screen("result")
+    k.tap_id("result", "ask_doctor")
+    k.wait_for_screen("doctor")
+    k.tap_id("doctor", "send")
+    doctor = k.app.screen("doctor")
+    k.driver.wait_until(lambda: doctor.phase == "waiting")
+    # Nobody accepts it: after the TTL the real node drops it and the screen says so.
+    k.driver.wait_until(lambda: doctor.phase == "expired", timeout_s=BROKER_WAIT_S)
+    assert k.node.runtime.outbox.message_keys() == []
+    assert any("期限切れ" in t for t in k.texts())
+    _shot(k, "doctor_expired")
+
+
+def test_a_request_nobody_answers_runs_out_and_the_screen_says_so(
+    run_scenario: RunScenario, mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    key = PrivateKey.generate()
+    config = kiosk_config(tmp_path / "node", port=mosquitto.port, public_key=bytes(key.public_key))
+    config = config.model_copy(
+        update={"kiosk": config.kiosk.model_copy(update={"consult_ttl_s": 3.0})}
+    )
+    shots = tmp_path / "shots"
+    proc = run_scenario(
+        "tests.kiosk.test_app_on_broker:scenario_request_runs_out_over_mosquitto",
+        node_config=config,
+        params={"shots": str(shots)},
+    )
+    assert "consult_requests_ran_out" in proc.stdout + proc.stderr
+    assert (shots / "doctor_expired.png").stat().st_size > 10_000
 
 
 # -- content packs over MQTT -------------------------------------------------------------------
@@ -172,7 +214,7 @@ def test_a_retained_pack_from_the_cloud_replaces_the_catalogue_and_a_bad_one_is_
 
 
 def _with_password(config: NodeConfig, password: str) -> NodeConfig:
-    mqtt = config.mqtt.model_copy(update={"password": password})
+    mqtt = config.mqtt.model_copy(update={"password": SecretStr(password)})
     return config.model_copy(update={"mqtt": mqtt})
 
 

@@ -146,3 +146,28 @@ def test_an_outbox_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(OutboxError, match="schema version 3"):
         Outbox(path, node="k-01")
+
+
+def test_messages_that_ran_out_are_dropped_and_never_due_again_even_after_reopen(
+    tmp_path: Path, clock: Clock
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    with Outbox(path, node="k-01", clock=clock) as outbox:
+        outbox.put_message("consult/request", b"old", key="1111-1")
+        clock.now += 600
+        outbox.put_message("consult/request", b"newer", key="2222-2")
+        outbox.put_message("other/thing", b"old too", key="x")
+        clock.now += 1300
+        # A TTL of 30 minutes: the first request (31 min 40 s old) ran out, the second not.
+        dropped = outbox.drop_messages(
+            topic_suffix="consult/request", created_before=clock.now - 1800
+        )
+        assert dropped == ["1111-1"]
+        assert outbox.message_keys() == ["2222-2", "x"], "other topics and newer ones stay"
+        assert (
+            outbox.drop_messages(topic_suffix="consult/request", created_before=clock.now - 1800)
+            == []
+        )
+    with Outbox(path, node="k-01", clock=clock) as again:
+        due = again.due_messages(now=clock.now, resend_after=30, limit=10)
+        assert [m.key for m in due] == ["2222-2", "x"]

@@ -29,7 +29,7 @@ def test_matrix_is_the_code_of_the_payload_with_its_quiet_zone() -> None:
 
 
 def test_rgba_has_scale_squared_pixels_per_module_dark_on_light() -> None:
-    m = qr_matrix("https://consult.example.org/t/1234-5?c=abc")
+    m = qr_matrix("https://consult.example.org/t/1234-5#c=abc")
     data = m.rgba(scale=3)
     side = m.size * 3
     assert len(data) == side * side * 4
@@ -39,7 +39,7 @@ def test_rgba_has_scale_squared_pixels_per_module_dark_on_light() -> None:
 
 
 def test_png_decodes_to_an_image_of_the_matrix() -> None:
-    payload = "https://consult.example.org/t/1234-5?c=abc"
+    payload = "https://consult.example.org/t/1234-5#c=abc"
     m = qr_matrix(payload)
     image = Image.open(io.BytesIO(qr_png(payload, scale=5)))
     assert image.size == (m.size * 5, m.size * 5)

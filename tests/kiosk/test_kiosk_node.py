@@ -1,17 +1,20 @@
-"""The kiosk as a node on a real Mosquitto: consultation request and reply, telemetry."""
+"""The kiosk as a node on a real Mosquitto: consultation request and reply, usage counts."""
 
 from __future__ import annotations
 
-import json
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nacl.public import PrivateKey
+from pydantic import SecretStr
 
 from kiosk.consult import ConsultError, Ticket
 from kiosk.node import KioskNode
+from kiosk.session import SessionUsage
 from protocol import Envelope, Topics
 from tests.kiosk.consult_service import (
     CLOUD_USER,
@@ -70,11 +73,15 @@ def make_node(tmp_path: Path, service_key: PrivateKey) -> Iterator[Callable[...,
 
     def make(port: int, **kwargs: object) -> KioskNode:
         resend = float(kwargs.pop("resend_after_s", 30.0))  # type: ignore[arg-type]
+        ttl = float(kwargs.pop("consult_ttl_s", 1800.0))  # type: ignore[arg-type]
         config = kiosk_config(
             tmp_path / "data",
             port=port,
             public_key=bytes(service_key.public_key),
             resend_after_s=resend,
+        )
+        config = config.model_copy(
+            update={"kiosk": config.kiosk.model_copy(update={"consult_ttl_s": ttl})}
         )
         node = KioskNode(config, **kwargs)  # type: ignore[arg-type]
         nodes.append(node)
@@ -198,53 +205,154 @@ def test_a_reply_dispatched_before_a_wipe_is_dropped_when_its_turn_comes(
     assert replies.got == []
 
 
-def test_record_session_sends_an_anonymous_kiosk_session_reading(
-    mosquitto: MosquittoServer, make_node: Callable[..., KioskNode]
+def test_an_unanswered_request_runs_out_leaves_the_outbox_and_the_app_is_told(
+    mosquitto: MosquittoServer, make_node: Callable[..., KioskNode], service_key: PrivateKey
 ) -> None:
-    topic = Topics().data("k-01")
-    with RecordingClient(mosquitto) as cloud:
-        cloud.subscribe(topic)
-        node = make_node(mosquitto.port)
+    expired: list[Ticket] = []
+    replies = Replies()
+    with ConsultService(mosquitto, private_key=service_key, accept=False) as service:
+        node = make_node(mosquitto.port, resend_after_s=0.2, consult_ttl_s=2.0)
+        node.on_request_expired(expired.append)
+        node.on_reply(replies)
         node.start()
-        node.record_session(
-            {
-                "language": "zh-Hans",
-                "duration_s": 95.25,
-                "path": "language>home>triage>result>doctor",
-                "tier": "green",
-                "info_categories": "health,childcare",
-                "items_viewed": 2,
-                "consult_requested": True,
-                "large_text": False,
-                "high_contrast": True,
-            }
-        )
-
-        def session_readings() -> list[dict[str, object]]:
-            out = []
-            for msg in list(cloud.messages):
-                env = Envelope.model_validate_json(msg.payload)
-                out += [r.model_dump() for r in env.readings if r.m == "kiosk_session"]
-            return out
-
-        wait_until("a kiosk_session reading", lambda: bool(session_readings()))
-    (reading,) = session_readings()
-    assert reading["tags"] == {"language": "zh-Hans", "tier": "green"}
-    fields = reading["fields"]
-    assert isinstance(fields, dict)
-    assert fields["duration_s"] == 95.25
-    assert fields["path"] == "language>home>triage>result>doctor"
-    assert fields["info_categories"] == "health,childcare"
-    assert "answers" not in json.dumps(reading)
+        ticket = node.request_consultation(REQUEST)
+        service.wait_for_requests(2)  # sent, and sent again while nobody accepts it
+        wait_until("the request to run out", lambda: expired == [ticket])
+        # No longer in the outbox, so never sent again; the session forgot it.
+        assert node.runtime.outbox.message_keys() == []
+        assert node.current_ticket is None
+        late = service.requests()[0]
+        # A late answer to it is dropped unread; an answer to a new request is shown.
+        service.publish_reply(late, "Too late for this one.")
+        again = node.request_consultation(REQUEST)
+        copies = service.wait_for_requests(len(service.received) + 1)
+        fresh = next(r for r in copies if r.ticket == again.number)
+        service.publish_reply(fresh, "Rest today.")
+        ((got_ticket, got_text, _lang),) = replies.wait()
+    assert (got_ticket, got_text) == (again, "Rest today.")
+    assert expired == [ticket]
 
 
-def test_a_summary_with_anything_beyond_usage_is_refused(
+class WallClock:
+    """Unix seconds that a test moves by hand (the node's usage periods follow it)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _usage_readings(cloud: RecordingClient) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for msg in list(cloud.messages):
+        env = Envelope.model_validate_json(msg.payload)
+        out += [r.model_dump(mode="json") for r in env.readings if r.m.startswith("kiosk_")]
+    return out
+
+
+#: 10:20 on a day in 2026, UTC: a period that began at 10:00.
+T0 = 1_790_000_000 - 1_790_000_000 % 3600 + 20 * 60
+
+
+def test_sessions_are_sent_only_as_counts_of_a_finished_period(
     mosquitto: MosquittoServer, make_node: Callable[..., KioskNode]
 ) -> None:
-    node = make_node(mosquitto.port)
-    node.start()
-    with pytest.raises(Exception, match="answers"):
-        node.record_session({"duration_s": 3.0, "answers": "Cough"})
+    clock = WallClock(T0)
+    with RecordingClient(mosquitto) as cloud:
+        cloud.subscribe(Topics().data("k-01"))
+        node = make_node(mosquitto.port, usage_clock=clock)
+        node.start()
+        node.declare_usage("language", ["ja", "en", "zh-Hans"])
+        node.declare_usage("info_category", ["health", "childcare"])
+        for n in range(6):
+            node.count_session(
+                SessionUsage(
+                    language="zh-Hans" if n else "en",
+                    tier="green" if n < 5 else "red",
+                    consult_requested=n == 5,
+                    info_categories=frozenset({"health"}),
+                    high_contrast=True,
+                )
+            )
+        assert node.usage.closed() == [], "the period has not ended: nothing to send"
+        clock.now += 3600
+        wait_until("the period's counts", lambda: bool(_usage_readings(cloud)))
+        readings = _usage_readings(cloud)
+    assert {r["m"] for r in readings} == {"kiosk_usage"}
+    assert {r["at"] for r in readings} == {"2026-09-21T14:00:00.000000Z"}
+    cells = {(r["tags"]["dimension"], r["tags"]["value"]): r["fields"] for r in readings}
+    assert cells[("sessions", "all")] == {"count_text": "6", "count": 6}
+    assert cells[("language", "zh-Hans")] == {"count_text": "5", "count": 5}
+    assert cells[("tier", "green")] == {"count_text": "5", "count": 5}
+    assert cells[("info_category", "health")] == {"count_text": "6", "count": 6}
+    assert cells[("display", "high_contrast")] == {"count_text": "6", "count": 6}
+    for cell in [
+        ("language", "en"),
+        ("language", "ja"),
+        ("language", "none"),
+        ("tier", "red"),
+        ("tier", "yellow"),
+        ("tier", "white"),
+        ("consultation", "requested"),
+        ("info_category", "childcare"),
+        ("display", "large_text"),
+    ]:
+        assert cells[cell] == {"count_text": "<5"}, cell
+    assert len(readings) == len(cells), "each cell once"
+
+
+def test_a_clean_stop_keeps_the_open_period_in_a_private_file_and_a_restart_resumes_it(
+    mosquitto: MosquittoServer, make_node: Callable[..., KioskNode], tmp_path: Path
+) -> None:
+    clock = WallClock(T0)
+    with RecordingClient(mosquitto) as cloud:
+        cloud.subscribe(Topics().data("k-01"))
+        first = make_node(mosquitto.port, usage_clock=clock)
+        first.start()
+        for _ in range(3):
+            first.count_session(SessionUsage(language="ja", tier="yellow"))
+        first.stop()
+        state = tmp_path / "data" / "kiosk-usage.json"
+        assert stat.S_IMODE(state.stat().st_mode) == 0o600
+        assert not _usage_readings(cloud), "nothing of an unfinished period is sent"
+        # Started again within the same period: the counts go on from where they were.
+        clock.now += 600
+        second = make_node(mosquitto.port, usage_clock=clock)
+        second.start()
+        wait_until("the second node to connect", lambda: second.connected)
+        assert not state.exists(), "taken up, then removed"
+        for _ in range(2):
+            second.count_session(SessionUsage(language="ja", tier="yellow"))
+        clock.now += 3600
+        wait_until("the period's counts", lambda: bool(_usage_readings(cloud)))
+        readings = _usage_readings(cloud)
+        second.stop()
+    cells = {(r["tags"]["dimension"], r["tags"]["value"]): r["fields"] for r in readings}
+    # One reading per cell for the period, holding both runs' sessions: 3 + 2.
+    assert len(readings) == len(cells)
+    assert cells[("sessions", "all")] == {"count_text": "5", "count": 5}
+    assert cells[("tier", "yellow")] == {"count_text": "5", "count": 5}
+
+
+def test_a_period_saved_at_stop_that_ended_before_the_restart_is_sent_at_the_restart(
+    mosquitto: MosquittoServer, make_node: Callable[..., KioskNode], tmp_path: Path
+) -> None:
+    clock = WallClock(T0)
+    first = make_node(mosquitto.port, usage_clock=clock)
+    first.start()
+    first.count_session(SessionUsage(language="ja"))
+    first.stop()
+    clock.now += 5 * 3600  # off for five hours
+    with RecordingClient(mosquitto) as cloud:
+        cloud.subscribe(Topics().data("k-01"))
+        second = make_node(mosquitto.port, usage_clock=clock)
+        second.start()
+        wait_until("the saved period's counts", lambda: bool(_usage_readings(cloud)))
+        readings = _usage_readings(cloud)
+    assert {r["at"] for r in readings} == {"2026-09-21T14:00:00.000000Z"}
+    cells = {(r["tags"]["dimension"], r["tags"]["value"]): r["fields"] for r in readings}
+    assert cells[("sessions", "all")] == {"count_text": "<5"}
 
 
 def test_a_request_without_a_service_key_or_a_start_is_a_clear_error(
@@ -282,7 +390,7 @@ def test_a_retained_content_pack_from_the_cloud_reaches_the_app_and_a_wipe_keeps
         tmp_path / "data", port=broker.port, public_key=bytes(service_key.public_key)
     )
     config = config.model_copy(
-        update={"mqtt": config.mqtt.model_copy(update={"password": passwords["k-01"]})}
+        update={"mqtt": config.mqtt.model_copy(update={"password": SecretStr(passwords["k-01"])})}
     )
     packs: list[bytes] = []
     node = KioskNode(config)

@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 
 from kiosk.consult import Ticket
 from kiosk.node import KioskNode
+from kiosk.session import SessionUsage
 from protocol import Topics
 from tests.kiosk.consult_service import ConsultService, kiosk_config, wait_until
 from tests.services import MosquittoFactory
@@ -86,9 +87,7 @@ def test_nothing_of_a_session_remains_in_clear_on_disk_in_the_broker_or_in_logs(
         )
         assert got.wait(20), "the doctor's reply never reached the kiosk"
         wait_until("the request accepted", lambda: not node.runtime.outbox.message_keys())
-        node.record_session(
-            {"language": "vi", "duration_s": 181.0, "path": "language>home>triage>doctor"}
-        )
+        node.count_session(SessionUsage(language="vi", tier="yellow", consult_requested=True))
         node.wipe()
         node.stop()
     broker.stop()  # Mosquitto writes its persistence file on the way out
@@ -104,7 +103,8 @@ def test_nothing_of_a_session_remains_in_clear_on_disk_in_the_broker_or_in_logs(
 
     # The kiosk's disk: the outbox (with its WAL), the status file, any temp file.
     disk = _all_bytes(tmp_path / "data") + _all_bytes(scratch)
-    assert b"kiosk_session" in disk  # the anonymous telemetry is there, so the search sees rows
+    # The usage counts kept over the stop are there, so the search sees what the node wrote.
+    assert b'["consultation","requested",1]' in disk
     assert _leaks(disk, secrets) == []
 
     # Logs: structlog events, the stdlib's records, and anything printed.

@@ -21,6 +21,7 @@ SCREENS = [
     "doctor",
     "doctor_waiting",
     "doctor_reply",
+    "doctor_expired",
     "wizard",
     "info",
     "idle",

@@ -27,7 +27,12 @@ def _mostly(valid: st.SearchStrategy[Any], edge: st.SearchStrategy[Any]) -> Any:
 
 _keys = _mostly(
     st.sampled_from(["n", "value", "ok", "stall", "x" * 64, "Time", "sensor_2"]),
-    st.sampled_from(["time", "node", "sensor", "1bad", "bad key", "x" * 65, "", "k\\"]),
+    st.sampled_from(
+        [
+            *("time", "node", "sensor", "kind", "stream", "link", "fleet_state"),
+            *("1bad", "bad key", "x" * 65, "", "k\\"),
+        ]
+    ),
 )
 _texts = _mostly(
     st.one_of(

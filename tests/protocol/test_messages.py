@@ -18,6 +18,7 @@ from protocol import (
     parse_message,
     to_ranges,
 )
+from protocol.codec import envelope_fast, parse_envelope_lean
 from protocol.limits import DEFAULT_LIMITS
 
 NOW = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
@@ -74,7 +75,7 @@ def test_times_are_written_in_utc_with_microseconds() -> None:
 
 def test_encoded_envelope_parses_back_to_the_same_readings() -> None:
     rs = [
-        Reading(m="health_check", at=NOW, tags={"kind": "scale"}, fields={"weight_kg": 61.25}),
+        Reading(m="health_check", at=NOW, tags={"device": "scale"}, fields={"weight_kg": 61.25}),
         Reading(m="note", at=NOW, fields={"text": 'つくば駅 トイレ, "A"=1 \\'}),
     ]
     payload = encode_envelope(
@@ -104,6 +105,30 @@ def test_every_fault_is_reported_not_just_the_first() -> None:
         "field key 'time' is reserved",
     ]:
         assert expected in text, f"{expected!r} missing from {got}"
+
+
+@pytest.mark.parametrize("measurement", ["link", "fleet_state"])
+def test_a_measurement_the_cloud_writes_is_refused_from_a_node(measurement: str) -> None:
+    payload = envelope(readings=[reading(m=measurement)])
+    want = f"readings[0].m: measurement {measurement!r} is reserved for the cloud"
+
+    assert reasons(payload) == [want]
+    assert envelope_fast(payload) is None
+    with pytest.raises(InvalidMessage) as err:
+        parse_envelope_lean(payload, now=NOW)
+    assert list(err.value.reasons) == [want]
+
+
+@pytest.mark.parametrize("tag", ["kind", "stream", "node", "trial", "site", "sensor"])
+def test_a_tag_the_cloud_sets_is_refused_from_a_node(tag: str) -> None:
+    payload = envelope(readings=[reading(tags={tag: "forged"})])
+    want = f"readings[0].tags.{tag} (the key): tag key {tag!r} is reserved for the cloud"
+
+    assert reasons(payload) == [want]
+    assert envelope_fast(payload) is None
+    with pytest.raises(InvalidMessage) as err:
+        parse_envelope_lean(payload, now=NOW)
+    assert list(err.value.reasons) == [want]
 
 
 def test_tag_value_ending_in_a_backslash_is_refused_at_the_contract() -> None:

@@ -38,3 +38,29 @@ def test_schema_rejects_what_the_model_rejects() -> None:
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
+
+
+@pytest.mark.parametrize(
+    "reading",
+    [
+        {"m": "link"},
+        {"m": "fleet_state"},
+        {"tags": {"kind": "restroom"}},
+        {"tags": {"stream": "0123456789abcdef"}},
+        {"tags": {"node": "rr-02"}},
+        {"fields": {"time": 1}},
+    ],
+)
+def test_schema_refuses_the_names_the_cloud_reserves(reading: dict[str, object]) -> None:
+    schema = json.loads((SCHEMA_DIR / "envelope.schema.json").read_text())
+    base = {"m": "visit", "at": "2026-11-26T07:00:00.000000Z", "fields": {"d": 1.0}}
+    doc = {
+        "v": 1,
+        "node": "rr-01",
+        "stream": "0123456789abcdef",
+        "seq": 1,
+        "sent_at": "2026-11-26T07:00:00.000000Z",
+        "readings": [{**base, **reading}],
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)

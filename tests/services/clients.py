@@ -31,7 +31,7 @@ class RecordingClient:
 
     For example (it needs the real service, so it is not run as a doctest)::
 
-        with RecordingClient(broker, username="collector", password="pw") as c:
+        with RecordingClient(broker, username="collector-1", password="pw") as c:
             c.subscribe("machikado/v1/#")
             c.wait_for_message("machikado/v1/rr-01/data").payload
     """
@@ -69,6 +69,9 @@ class RecordingClient:
         self._connack: ReasonCode | None = None
         self._subacks: dict[int, list[ReasonCode]] = {}
         self._pubacks: dict[int, ReasonCode] = {}
+        #: Reason codes of every disconnect, the broker's (a take-over, 142) and our own.
+        self.disconnects: list[ReasonCode] = []
+        self._client.on_disconnect = self._on_disconnect
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
@@ -79,6 +82,11 @@ class RecordingClient:
     def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
         with self._cond:
             self._connack = rc
+            self._cond.notify_all()
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        with self._cond:
+            self.disconnects.append(rc)
             self._cond.notify_all()
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -125,9 +133,11 @@ class RecordingClient:
         assert mid is not None  # paho gives None only with the error checked above
         return self._wait(lambda: self._subacks.get(mid), f"a SUBACK for {topic}")[0]
 
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> ReasonCode:
+    def publish(
+        self, topic: str, payload: bytes | str, qos: int = 1, *, retain: bool = False
+    ) -> ReasonCode:
         """Publish and wait for the broker's PUBACK (QoS 1) or the send (QoS 0); return its code."""
-        info = self._client.publish(topic, payload, qos=qos)
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
         self._check(info.rc, f"publish to {topic}")
         if qos == 0:
             info.wait_for_publish(TIMEOUT_S)
