@@ -119,7 +119,11 @@ def _month_bounds(month: datetime) -> tuple[int, int]:
 
 def grafana_queries(month: datetime, now: datetime) -> dict[str, list[str]]:
     """What a Grafana dashboard of each page's figures sends to influxd: raw InfluxQL, no
-    rollups, over the same range."""
+    rollups, over the same range; for the trials, the panels of the Grafana bundle
+    (:mod:`cloud.web.grafana`) with the month as their time filter."""
+    from cloud.web.grafana import panel_queries
+    from cloud.web.views.trials import FIGURES
+
     lo, hi = _month_bounds(month)
     in_month = f"time >= {lo} AND time < {hi}"
     last90 = f"time >= {int((now - timedelta(days=90)).timestamp() * 1e9)}"
@@ -135,16 +139,26 @@ def grafana_queries(month: datetime, now: datetime) -> dict[str, list[str]]:
             f'SELECT count(distinct("seq")), spread("seq") FROM "link" WHERE {in_month} '
             f'GROUP BY time(1d, -9h), "node", "stream"',
         ],
-        "trial restroom": [
-            f'SELECT count("duration_s") FROM "visit" WHERE "trial" = \'restroom-health\' '
-            f"AND {in_month} GROUP BY time(1d, -9h)",
-            f'SELECT sum("occupied_s") FROM "occupancy" WHERE "trial" = \'restroom-health\' '
-            f"AND {in_month} GROUP BY time(1h)",
-            f'SELECT count("pressed") FROM "help_call" WHERE "trial" = \'restroom-health\' '
-            f"AND {in_month} GROUP BY time(1h)",
-            f'SELECT count("weight_kg") FROM "health_check" WHERE "trial" = '
-            f"'restroom-health' AND {in_month} GROUP BY time(1d, -9h)",
-            f'SELECT sum("readings") FROM "link" WHERE {in_month} GROUP BY time(1d, -9h), "node"',
+        **{
+            f"trial {short}": [
+                q.replace("$timeFilter", in_month)
+                for kind in kinds
+                for spec in FIGURES[kind]
+                for q in panel_queries(spec, trial)
+            ]
+            + [
+                f'SELECT sum("readings") FROM "link" WHERE {in_month} '
+                f'GROUP BY time(1d, -9h), "node"'
+            ]
+            for short, trial, kinds in (
+                ("restroom", "restroom-health", ("restroom",)),
+                ("mobility", "micro-mobility", ("vehicle", "station")),
+                ("kiosk", "resident-kiosk", ("kiosk",)),
+            )
+        },
+        "chart": [
+            q.replace("$timeFilter", in_month)
+            for q in panel_queries(FIGURES["restroom"][0], "restroom-health")
         ],
         "node": [
             f'SELECT * FROM "occupancy" WHERE "node" = \'rr-01\' AND '
@@ -273,11 +287,21 @@ def run(
                         browser.get(p, h)
 
                     ms = timed(fetch, repeat=repeat)
-                    ref_name = next((r for r in reference if name.startswith(r.split()[0])), None)
-                    if name.startswith("api completeness"):
-                        ref_name = "completeness"
-                    if name.startswith("api nodes"):
-                        ref_name = "fleet"
+                    ref_name = {
+                        "fleet": "fleet",
+                        "fleet export (Excel CSV)": "fleet",
+                        "api nodes": "fleet",
+                        "completeness": "completeness",
+                        "completeness of one node": "completeness",
+                        "completeness export (CSV)": "completeness",
+                        "api completeness": "completeness",
+                        "trial restroom": "trial restroom",
+                        "trial mobility": "trial mobility",
+                        "trial kiosk": "trial kiosk",
+                        "chart": "chart",
+                        "api trial figures": "trial restroom",
+                        "node": "node",
+                    }.get(name)
                     ref = p95(reference[ref_name]) if ref_name else None
                     limit = API_P95_MS if name.startswith("api") else PAGE_P95_MS
                     rows.append(

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from cloud.config import load_config as load_collector_config
+from cloud.web.settings import load_config as load_web_config
 from edge.config import NodeConfig, load_config
 from protocol.messages import NodeKind
 from protocol.settings import is_loopback
@@ -192,6 +193,7 @@ UNIT_CONFIGS = {
     "machikado-edge.service": ("node", "restroom-pi.toml", "/etc/machikado/node.toml"),
     "machikado-collector.service": ("collector", "collector.toml", "/etc/machikado/collector.toml"),
     "machikado-kiosk.service": ("node", "kiosk-pi.toml", "/etc/machikado/kiosk.toml"),
+    "machikado-web.service": ("web", "web.toml", "/etc/machikado/web.toml"),
 }
 
 
@@ -247,6 +249,9 @@ def test_unit_passes_secrets_as_credentials_that_its_config_reads(unit: Path) ->
         node = _load(name)
         secret_files = [node.mqtt.password_file]
         assert str(node.node.data_dir) == f"/var/lib/{one(keys, 'StateDirectory')}"
+    elif part == "web":
+        web = load_web_config(FIRMWARE / "cloud" / name)
+        secret_files = [web.database.password_file, web.store.password_file]
     else:
         cfg = load_collector_config(FIRMWARE / "cloud" / name)
         secret_files = [cfg.mqtt.password_file, cfg.store.password_file]
@@ -257,6 +262,16 @@ def test_unit_passes_secrets_as_credentials_that_its_config_reads(unit: Path) ->
         named.add(str(path).removeprefix("$CREDENTIALS_DIRECTORY/"))
     assert named == credentials
     assert one(keys, "ExecStart").endswith(f"--config {installed}")
+
+
+def test_web_example_listens_on_loopback_behind_a_proxy_with_secure_cookies() -> None:
+    web = load_web_config(FIRMWARE / "cloud" / "web.toml")
+    assert web.web.host == "127.0.0.1"
+    assert web.web.cookies_secure
+    assert web.store.url is not None
+    assert web.store.url.startswith("https://")
+    assert web.database.url.startswith("postgresql+psycopg://")
+    assert str(web.fleet.manifest) == "/etc/machikado/fleet.toml"
 
 
 def test_collector_unit_signals_only_the_collector_on_stop() -> None:

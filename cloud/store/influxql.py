@@ -10,7 +10,7 @@ stores give it a function that runs one statement and returns its series.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from cloud.store.lineprotocol import parse_series_key
 from cloud.store.read import (
     AGGREGATE_FNS,
     AggregateFn,
+    AggregateQuery,
     Bucket,
     LastValue,
     LatestRow,
@@ -103,6 +104,23 @@ def _where(conds: list[str]) -> str:
     return f" WHERE {' AND '.join(conds)}" if conds else ""
 
 
+def _aggregate_statement(q: AggregateQuery) -> str:
+    if q.fn not in AGGREGATE_FNS:
+        raise StoreError(f"aggregate {q.fn!r} is not one of {', '.join(AGGREGATE_FNS)}")
+    check_name("field", q.field)
+    shift = q.offset // timedelta(microseconds=1)
+    group = [f"time({every_ns(q.every) // 1000}u{f', {shift}u' if shift else ''})"]
+    if q.by is not None:
+        group.append(quote_ident(check_name("tag", q.by)))
+    conds = _time_where(q.since, q.until)
+    for tag, value in sorted((q.where or {}).items()):
+        conds.append(f"{quote_ident(check_name('tag', tag))} = {quote_literal(value)}")
+    return (
+        f"SELECT {q.fn}({quote_ident(q.field)}) FROM {quote_ident(q.measurement)}"
+        f"{_where(conds)} GROUP BY {', '.join(group)} fill(none)"
+    )
+
+
 class InfluxQLReader:
     """The :class:`~cloud.store.read.ReadSide` over any InfluxQL endpoint.
 
@@ -176,31 +194,31 @@ class InfluxQLReader:
         where: Mapping[str, str] | None = None,
         offset: timedelta = timedelta(0),
     ) -> list[Bucket]:
-        if fn not in AGGREGATE_FNS:
-            raise StoreError(f"aggregate {fn!r} is not one of {', '.join(AGGREGATE_FNS)}")
-        check_name("field", field)
-        shift = offset // timedelta(microseconds=1)
-        group = [f"time({every_ns(every) // 1000}u{f', {shift}u' if shift else ''})"]
-        if by is not None:
-            group.append(quote_ident(check_name("tag", by)))
-        conds = _time_where(since, until)
-        for tag, value in sorted((where or {}).items()):
-            conds.append(f"{quote_ident(check_name('tag', tag))} = {quote_literal(value)}")
-        q = (
-            f"SELECT {fn}({quote_ident(field)}) FROM {quote_ident(measurement)}"
-            f"{_where(conds)} GROUP BY {', '.join(group)} fill(none)"
-        )
-        kind = self._field_types(measurement).get(field) if fn in ("min", "max", "sum") else None
-        buckets = []
-        for s in self._query(q):
-            for start, value in s.values:
-                if value is None:
-                    continue
-                typed = float(value) if fn == "mean" else self._typed(kind, value)
-                if isinstance(typed, str):
-                    raise StoreError(f"{fn} of {measurement}.{field} is not a number: {typed!r}")
-                buckets.append(Bucket(int(start), s.tags.get(by, "") if by else "", typed))
-        return sorted(buckets)
+        query = AggregateQuery(measurement, field, fn, every, by, since, until, where, offset)
+        return self.aggregate_many([query])[0]
+
+    def aggregate_many(self, queries: Sequence[AggregateQuery]) -> list[list[Bucket]]:
+        statements = [_aggregate_statement(q) for q in queries]
+        out = []
+        for q, series in zip(queries, self._query_many(statements), strict=True):
+            kind = (
+                self._field_types(q.measurement).get(q.field)
+                if q.fn in ("min", "max", "sum")
+                else None
+            )
+            buckets = []
+            for s in series:
+                for start, value in s.values:
+                    if value is None:
+                        continue
+                    typed = float(value) if q.fn == "mean" else self._typed(kind, value)
+                    if isinstance(typed, str):
+                        raise StoreError(
+                            f"{q.fn} of {q.measurement}.{q.field} is not a number: {typed!r}"
+                        )
+                    buckets.append(Bucket(int(start), s.tags.get(q.by, "") if q.by else "", typed))
+            out.append(sorted(buckets))
+        return out
 
     def count(
         self,

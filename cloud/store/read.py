@@ -9,7 +9,7 @@ InfluxQL's ``GROUP BY time(every)`` does, and only buckets holding points are re
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
@@ -114,6 +114,21 @@ class LastValue:
         return from_ns(self.time_ns)
 
 
+@dataclass(frozen=True, slots=True)
+class AggregateQuery:
+    """One :meth:`ReadSide.aggregate` call as data, for :meth:`ReadSide.aggregate_many`."""
+
+    measurement: str
+    field: str
+    fn: AggregateFn
+    every: timedelta
+    by: str | None
+    since: datetime
+    until: datetime
+    where: Mapping[str, str] | None = None
+    offset: timedelta = timedelta(0)
+
+
 class ReadSide(Protocol):
     """What the web app asks a store; every backend answers the same way for the same points."""
 
@@ -140,6 +155,10 @@ class ReadSide(Protocol):
         only points whose tags equal ``where``'s values when given. Buckets start at the
         epoch's multiples of ``every`` moved by ``offset`` (-9 h: days that start at midnight
         in Japan)."""
+        ...
+
+    def aggregate_many(self, queries: Sequence[AggregateQuery]) -> list[list[Bucket]]:
+        """Each query's buckets, in order (one round trip where the store can)."""
         ...
 
     def count(

@@ -29,6 +29,7 @@ from cloud.store.lineprotocol import point_problems
 from cloud.store.read import (
     AGGREGATE_FNS,
     AggregateFn,
+    AggregateQuery,
     Bucket,
     LastValue,
     LatestRow,
@@ -226,6 +227,22 @@ class SqliteStore:
             typed: float | int = float(value) if fn == "mean" else value
             buckets.append(Bucket(int(start), str(grp), typed))
         return buckets
+
+    def aggregate_many(self, queries: Sequence[AggregateQuery]) -> list[list[Bucket]]:
+        return [
+            self.aggregate(
+                q.measurement,
+                q.field,
+                fn=q.fn,
+                every=q.every,
+                by=q.by,
+                since=q.since,
+                until=q.until,
+                where=q.where,
+                offset=q.offset,
+            )
+            for q in queries
+        ]
 
     def count(
         self,

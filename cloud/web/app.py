@@ -33,6 +33,7 @@ from cloud.web.render import render_error
 from cloud.web.security import LANG_COOKIE, SecurityHeaders
 from cloud.web.settings import WebConfig
 from cloud.web.state import STATIC, WebState
+from protocol.settings import read_secret
 
 log = structlog.get_logger(__name__)
 
@@ -175,4 +176,4 @@ def _db_password(config: WebConfig) -> str | None:
     path = config.database.password_file
     if path is None:
         return None
-    return path.read_text(encoding="utf-8").strip()
+    return read_secret(path, key="database.password_file").get_secret_value()

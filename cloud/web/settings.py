@@ -13,7 +13,6 @@ Every key can be overridden by ``MACHIKADO_<SECTION>__<KEY>``; a bad file is one
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -22,23 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cloud.collector.settings import FleetSection
 from cloud.errors import ConfigError
 from cloud.store.settings import StoreSettings
-from protocol.settings import FileSettings, load_settings
+from protocol.settings import FileSettings, is_loopback, load_settings
 
 Language = Literal["ja", "en"]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (so plain HTTP cannot leave it).
-
-    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
-    (True, True, False)
-    """
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class WebSection(BaseModel):
@@ -99,8 +84,8 @@ class DatabaseSection(BaseModel):
         default="sqlite:///var/cloud/web.sqlite",
         description="sqlite:///path or postgresql+psycopg://user@host/db",
     )
-    #: A file holding the database password (mode 0600, or a systemd credential), for URLs
-    #: written without one.
+    #: A file holding the database password (mode 0600, or a systemd credential such as
+    #: ``$CREDENTIALS_DIRECTORY/db-password``), for URLs written without one.
     password_file: Path | None = None
 
     @model_validator(mode="after")

@@ -204,6 +204,7 @@ def api_trial_figures(
         trial,
         month=chosen,
         zone=ZoneInfo(state.config.web.timezone),
+        with_daily=False,
     )
     if page is None:
         raise HTTPException(404, f"trial {trial!r} is not in the fleet manifest")

@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 from cloud.fleet import Fleet
 from cloud.rollup import DaySummary, summaries
 from cloud.store.read import ReadSide, from_ns
-from protocol.messages import to_ranges
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +106,30 @@ def month_range(month: date, zone: ZoneInfo) -> tuple[datetime, datetime, list[d
     return start, end, [first + timedelta(days=i) for i in range((following - first).days)]
 
 
+class RangeSet:
+    """Disjoint, sorted, inclusive ranges of seqs: a stream's month without a set of every seq.
+
+    >>> r = RangeSet()
+    >>> r.add([(1, 5), (9, 9)]), r.add([(4, 10)]), r.ranges
+    (6, 4, [(1, 10)])
+    """
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[int, int]] = []
+
+    def add(self, ranges: Sequence[tuple[int, int]]) -> int:
+        """Add ``ranges``; how many seqs were not held before."""
+        before = sum(hi - lo + 1 for lo, hi in self.ranges)
+        merged: list[tuple[int, int]] = []
+        for lo, hi in sorted([*self.ranges, *ranges]):
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        self.ranges = merged
+        return sum(hi - lo + 1 for lo, hi in merged) - before
+
+
 def assemble(
     days_of: Sequence[DaySummary], *, node: str, days: list[date], zone: ZoneInfo
 ) -> tuple[list[Day], list[Gap], list[Reset]]:
@@ -122,14 +145,13 @@ def assemble(
     streams = sorted(by_stream.items(), key=lambda item: min(x.first_ns for x in item[1]))
     for i, (stream, parts) in enumerate(streams):
         parts.sort(key=lambda x: x.day)
-        held: set[int] = set()
+        held = RangeSet()
         # Seqs at the edges of runs -> their first delivery (ns): a gap's time range.
         at: dict[int, int] = {}
         for part in parts:
-            seqs = {n for lo, hi in part.seqs for n in range(lo, hi + 1)}
+            added = held.add(part.seqs)  # a seq first delivered on an earlier day counts there
             if part.day in cells:
-                cells[part.day].received += len(seqs - held)
-            held |= seqs
+                cells[part.day].received += added
             edges = [(part.first_seq, part.first_ns), (part.last_seq, part.last_ns)]
             for lo, hi, after_ns, before_ns in part.gaps:
                 edges += [(lo - 1, after_ns), (hi + 1, before_ns)]
@@ -140,8 +162,7 @@ def assemble(
             resets.append(
                 Reset(node, stream, streams[i - 1][0], from_ns(first.first_ns), first.first_seq)
             )
-        runs = to_ranges(held)
-        for (_lo1, hi1), (lo2, _hi2) in itertools.pairwise(runs):
+        for (_lo1, hi1), (lo2, _hi2) in itertools.pairwise(held.ranges):
             after, before = from_ns(at[hi1]), from_ns(at[lo2])
             gap = Gap(node, stream, hi1 + 1, lo2 - 1, after, before)
             gaps.append(gap)

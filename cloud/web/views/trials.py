@@ -10,6 +10,7 @@ never a resident's session.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from cloud.fleet import Fleet, Trial
 from cloud.rollup import summaries
-from cloud.store.read import AggregateFn, ReadSide
+from cloud.store.read import AggregateFn, AggregateQuery, Bucket, ReadSide
 from cloud.web.i18n import N_
 from cloud.web.views.completeness import month_range
 
@@ -184,67 +185,74 @@ class TrialPage:
     daily_points: list[tuple[date, int]]  # readings delivered per day, each envelope once
 
 
-def _buckets(
-    store: ReadSide,
-    spec: FigureSpec,
-    trial: str,
-    start: datetime,
-    end: datetime,
-    *,
-    every: timedelta,
-    offset: timedelta,
-) -> list[tuple[datetime, float]]:
-    """The figure's ``fn`` per bucket for the trial, its fields' buckets added up."""
-    if spec.fn == "mean" and len(spec.fields) > 1:
-        raise ValueError(f"figure {spec.name}: a mean is of one field")
+def _queries(
+    spec: FigureSpec, trial: str, start: datetime, end: datetime, zone: ZoneInfo
+) -> list[AggregateQuery]:
+    """The store queries of one figure for a month: one per field it adds up."""
+    if spec.fn == "mean" and (len(spec.fields) > 1 or spec.shape == "per_day"):
+        raise ValueError(f"figure {spec.name}: a mean is of one field, per hour")
+    if spec.shape == "per_day":
+        # Day buckets that start at the city's midnight (its offset at the month's start).
+        every, offset = timedelta(days=1), -(start.astimezone(zone).utcoffset() or timedelta(0))
+    else:
+        every, offset = timedelta(hours=1), timedelta(0)
+    where = {"trial": trial, **dict(spec.where)}
+    return [
+        AggregateQuery(spec.measurement, name, spec.fn, every, None, start, end, where, offset)
+        for name in spec.fields
+    ]
+
+
+def _fold(
+    spec: FigureSpec, buckets: list[list[Bucket]], days: list[date], zone: ZoneInfo
+) -> FigureData:
+    """A figure's bars from its queries' buckets (their fields' buckets added up)."""
     summed: dict[datetime, float] = defaultdict(float)
-    for name in spec.fields:
-        for b in store.aggregate(
-            spec.measurement,
-            name,
-            fn=spec.fn,
-            every=every,
-            by=None,
-            since=start,
-            until=end,
-            where={"trial": trial, **dict(spec.where)},
-            offset=offset,
-        ):
+    for field_buckets in buckets:
+        for b in field_buckets:
             summed[b.start] += float(b.value) * spec.scale
-    return sorted(summed.items())
+    if spec.shape == "per_day":
+        per_day = {at.astimezone(zone).date(): value for at, value in summed.items()}
+        return FigureData(spec, [(str(d.day), per_day.get(d)) for d in days])
+    by_hour: dict[int, list[float]] = defaultdict(list)
+    for at, value in sorted(summed.items()):
+        by_hour[at.astimezone(zone).hour].append(value)
+    # The mean over the days the hour had data: a typical day, not a month's total.
+    return FigureData(
+        spec,
+        [(str(h), sum(by_hour[h]) / len(by_hour[h]) if by_hour[h] else None) for h in range(24)],
+    )
+
+
+def figures(
+    store: ReadSide, specs: Sequence[FigureSpec], trial: str, month: date, zone: ZoneInfo
+) -> list[FigureData]:
+    """Several figures of a trial for a month, their queries sent to the store at once."""
+    start, end, days = month_range(month, zone)
+    per_spec = [_queries(spec, trial, start, end, zone) for spec in specs]
+    answers = store.aggregate_many([q for queries in per_spec for q in queries])
+    out, i = [], 0
+    for spec, queries in zip(specs, per_spec, strict=True):
+        out.append(_fold(spec, answers[i : i + len(queries)], days, zone))
+        i += len(queries)
+    return out
 
 
 def figure(
     store: ReadSide, spec: FigureSpec, trial: str, month: date, zone: ZoneInfo
 ) -> FigureData:
-    start, end, days = month_range(month, zone)
-    if spec.shape == "per_day":
-        if spec.fn == "mean":
-            raise ValueError(f"figure {spec.name}: a per-day figure sums its points")
-        # Day buckets that start at the city's midnight (its offset at the month's start).
-        offset = -(start.astimezone(zone).utcoffset() or timedelta(0))
-        per_day = {
-            at.astimezone(zone).date(): value
-            for at, value in _buckets(
-                store, spec, trial, start, end, every=timedelta(days=1), offset=offset
-            )
-        }
-        bars = [(str(d.day), per_day.get(d)) for d in days]
-    else:
-        by_hour: dict[int, list[float]] = defaultdict(list)
-        for at, value in _buckets(
-            store, spec, trial, start, end, every=timedelta(hours=1), offset=timedelta(0)
-        ):
-            by_hour[at.astimezone(zone).hour].append(value)
-        # The mean over the days the hour had data: a typical day, not a month's total.
-        bars = [
-            (str(h), sum(by_hour[h]) / len(by_hour[h]) if by_hour[h] else None) for h in range(24)
-        ]
-    return FigureData(spec, bars)
+    return figures(store, [spec], trial, month, zone)[0]
 
 
 def trial_page(
-    store: ReadSide, fleet: Fleet, trial_id: str, *, month: date, zone: ZoneInfo
+    store: ReadSide,
+    fleet: Fleet,
+    trial_id: str,
+    *,
+    month: date,
+    zone: ZoneInfo,
+    with_figures: bool = True,
+    with_daily: bool = True,
 ) -> TrialPage | None:
     trial = next((t for t in fleet.trials if t.id == trial_id), None)
     if trial is None:
@@ -256,16 +264,15 @@ def trial_page(
         for s in fleet.sites
         if s.trial == trial_id
     ]
-    figures = [
-        figure(store, spec, trial_id, month, zone) for k in kinds for spec in FIGURES.get(k, ())
-    ]
+    specs = [spec for k in kinds for spec in FIGURES.get(k, ())]
+    made = figures(store, specs, trial_id, month, zone) if with_figures else []
     start, end, days = month_range(month, zone)
     ids = {n.id for n in nodes}
     per_day: dict[date, int] = defaultdict(int)
-    for part in summaries(store, start, end, zone):
+    for part in summaries(store, start, end, zone) if with_daily else []:
         if part.node in ids:
             per_day[part.day] += part.readings
-    return TrialPage(trial, kinds, sites, figures, [(d, per_day.get(d, 0)) for d in days])
+    return TrialPage(trial, kinds, sites, made, [(d, per_day.get(d, 0)) for d in days])
 
 
 def one_figure(
