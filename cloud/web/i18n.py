@@ -64,6 +64,9 @@ DATA_WORDS = (
 )
 
 
+YES, NO = N_("yes"), N_("no")
+
+
 def gettext_(message: str) -> str:
     """``message`` in the language of the current request."""
     return translations(current_language.get()).gettext(message)
@@ -148,6 +151,21 @@ class Formats:
         if isinstance(value, int):
             return format_decimal(value, locale=self.language)
         return format_decimal(round(value, digits), locale=self.language)
+
+    def value(self, value: object) -> str:
+        """A field's value as a person reads it: floats to at most 3 decimals, thousands
+        grouped, booleans as yes/no in the page's language.
+
+        >>> Formats("en", "Asia/Tokyo").value(105.05000000000018), Formats("ja", "UTC").value(True)
+        ('105.05', 'はい')
+        """
+        if isinstance(value, bool):
+            return translations(self.language).gettext(YES if value else NO)
+        if isinstance(value, int):
+            return format_decimal(value, locale=self.language)
+        if isinstance(value, float):
+            return format_decimal(round(value, 3), locale=self.language)
+        return str(value)
 
     def duration(self, seconds: float) -> str:
         return format_timedelta(timedelta(seconds=seconds), locale=self.language, threshold=1.5)
