@@ -1,4 +1,4 @@
-"""``python -m bench``: the node, kiosk and collector benchmarks, ours beside each reference.
+"""``python -m bench``: the node, kiosk, collector and web benchmarks, ours beside each reference.
 
 Each benchmark runs under a rich progress display; then one table shows every figure, its
 reference, the ratio (above 1: ours is better), the target and whether it is met. The rows are
@@ -72,12 +72,19 @@ def _kiosk(report: Report) -> list[Row]:
     return bench_kiosk.run(report=report)
 
 
+def _web(report: Report) -> list[Row]:
+    from bench import bench_web
+
+    return bench_web.run(report=report)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "outbox": _outbox,
     "drain": _drain,
     "agent": _agent,
     "collector": _collector,
     "kiosk": _kiosk,
+    "web": _web,
 }
 
 
