@@ -35,9 +35,16 @@ def panel_queries(spec: FigureSpec, trial: str) -> list[str]:
     conds += [f"{quote_ident(k)} = {quote_literal(v)}" for k, v in spec.where]
     where = " AND ".join([*conds, "$timeFilter"])
     bucket = "1h" if spec.shape == "per_hour_of_day" else "1d"
+    # A series per tag value (per language); per node and vehicle for vehicles per station:
+    # InfluxQL cannot count distinct tag values, so the panel shows each vehicle's reports.
+    groups = "".join(
+        f", {quote_ident(tag)}"
+        for tag in (["node"] if spec.shape == "distinct_per_node" else []) + [spec.by]
+        if tag
+    )
     return [
         f"SELECT {spec.fn}({quote_ident(name)}) FROM {quote_ident(spec.measurement)}"
-        f" WHERE {where} GROUP BY time({bucket}, -9h) fill(null)"
+        f" WHERE {where} GROUP BY time({bucket}, -9h){groups} fill(null)"
         for name in spec.fields
     ]
 

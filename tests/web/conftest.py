@@ -64,6 +64,10 @@ def fleet_points(fleet_path: Path, at: datetime) -> list[Point]:
             ]
         elif n.kind == "station":
             out.append(Point("vehicle_arrived", {**tags, "vehicle": "7"}, {"odometer_m": 1.0}, t))
+            for vehicle in ("7", "8"):
+                out.append(
+                    Point("parked_vehicle", {**tags, "vehicle": vehicle}, {"odometer_m": 1.0}, t)
+                )
         elif n.kind == "kiosk":
             for dim in ("sessions", "consultation"):
                 out.append(
@@ -74,6 +78,8 @@ def fleet_points(fleet_path: Path, at: datetime) -> list[Point]:
                         t,
                     )
                 )
+            language = {**tags, "dimension": "language", "value": "vi"}
+            out.append(Point("kiosk_usage", language, {"count": 5, "count_text": "5"}, t))
     return out
 
 

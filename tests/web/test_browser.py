@@ -238,15 +238,22 @@ PAGES = [
 def test_every_page_passes_axe_in_both_languages(
     browser: Browser, pipeline: Pipeline, language: str
 ) -> None:
-    page = _login(browser, pipeline, "sato", language=language)
     found = {}
-    for path in PAGES:
+    # Before logging in: the login page, with and without an error on it.
+    anonymous = browser.new_context(locale=language).new_page()
+    anonymous.goto(f"{pipeline.url}/login")
+    found["/login"] = axe_violations(anonymous)
+    anonymous.fill("#username", "nobody")
+    anonymous.fill("#password", "wrong password")
+    anonymous.locator("button.primary").click()
+    found["/login (refused)"] = axe_violations(anonymous)
+    anonymous.context.close()
+    page = _login(browser, pipeline, "sato", language=language)
+    for path in [*PAGES, "/nodes/no-such-node"]:  # the last: an error page (404)
         page.goto(f"{pipeline.url}{path}")
         assert page.locator("html").get_attribute("lang") == language
-        violations = axe_violations(page)
-        if violations:
-            found[path] = violations
-    page.goto(f"{pipeline.url}/login")
+        found[path] = axe_violations(page)
+    found = {path: v for path, v in found.items() if v}
     assert found == {}, json.dumps(found, indent=1, ensure_ascii=False)
     page.context.close()
 

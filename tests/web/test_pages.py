@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cloud.errors import StoreUnavailable
-from cloud.store.base import Point
+from cloud.store.base import FieldValue, Point
 from cloud.store.read import to_ns
 from tests.web.conftest import MANIFEST, NOW, PASSWORD, Web, csrf_of, fleet_points
 
@@ -278,11 +278,11 @@ def test_a_trial_page_shows_its_figures_as_chart_table_and_export(web: Web) -> N
     assert page.status_code == 200
     assert "/trials/restroom-health/charts/help_calls_by_hour.svg?month=2026-12" in page.text
     rows = client.get("/trials/restroom-health/figures/help_calls_by_hour.json?month=2026-12")
-    by_hour = {r["hour"]: r["value"] for r in rows.json()["rows"]}
+    by_hour = {r["hour"]: r["help_calls_by_hour"] for r in rows.json()["rows"]}
     assert by_hour[8] == 2.0
     assert by_hour[9] is None
     visits = client.get("/trials/restroom-health/figures/visits_per_day.json?month=2026-12")
-    assert {r["day"]: r["value"] for r in visits.json()["rows"]}[5] == 1.0
+    assert {r["day"]: r["visits_per_day"] for r in visits.json()["rows"]}[5] == 1.0
     chart = client.get("/trials/restroom-health/charts/help_calls_by_hour.svg?month=2026-12")
     assert chart.headers["content-type"] == "image/svg+xml"
     assert b"<title>Help calls by hour of day</title>" in chart.content
@@ -309,3 +309,50 @@ def test_every_trial_page_and_chart_renders_with_data_in_both_languages(
             assert answer.content.startswith(b"<?xml")
         report = client.get(f"/trials/{trial}/report?month=2026-12")
         assert report.status_code == 200
+
+
+def test_vehicles_per_station_and_sessions_by_language_count_what_they_say(web: Web) -> None:
+    day1 = NOW - timedelta(days=2)  # 2026-12-03 10:00 JST
+    day2 = NOW - timedelta(days=1)
+    st = {"node": "st-01", "trial": "micro-mobility", "site": "tsukuba-stn-parking"}
+    ks = {"node": "ks-01", "trial": "resident-kiosk", "site": "city-hall-lobby"}
+    points = [
+        # st-01 hears vehicles 1, 2, 3 on the first day (1 twice), only 4 on the second.
+        Point("parked_vehicle", {**st, "vehicle": v}, {"odometer_m": 1.0}, to_ns(day1 + m))
+        for v, m in (
+            ("1", timedelta(0)),
+            ("1", timedelta(minutes=5)),
+            ("2", timedelta(0)),
+            ("3", timedelta(0)),
+        )
+    ]
+    points.append(Point("parked_vehicle", {**st, "vehicle": "4"}, {"odometer_m": 1.0}, to_ns(day2)))
+    for hour, (lang, text, count) in enumerate(
+        [("vi", "7", 7), ("vi", "5", 5), ("en", "<5", None), ("ja", "9", 9)]
+    ):
+        fields: dict[str, FieldValue] = {"count_text": text}
+        if count is not None:
+            fields["count"] = count
+        points.append(
+            Point(
+                "kiosk_usage",
+                {**ks, "dimension": "language", "value": lang},
+                fields,
+                to_ns(day1 + timedelta(hours=hour)),
+            )
+        )
+    web.store.write(points)
+    client = web.login("tanaka")
+    stations = client.get(
+        "/trials/micro-mobility/figures/vehicles_per_station.json?month=2026-12"
+    ).json()["rows"]
+    assert {r["node"]: r["vehicles_per_station"] for r in stations} == {
+        "st-01": 2.0,
+        "st-02": None,
+    }
+    languages = client.get(
+        "/trials/resident-kiosk/figures/sessions_by_language.json?month=2026-12"
+    ).json()["rows"]
+    assert {r["value"]: r["sessions_by_language"] for r in languages} == {"ja": 9.0, "vi": 12.0}
+    api = client.get("/trials/resident-kiosk?month=2026-12")
+    assert "Kiosk sessions by language this month" in api.text

@@ -84,7 +84,8 @@ class FigureOut(BaseModel):
     title: str
     unit: str
     shape: str
-    bars: list[tuple[int, float | None]]
+    #: (label, value): a day of the month or an hour (int), a tag value or a node (str).
+    bars: list[tuple[int | str, float | None]]
 
 
 class TrialFiguresOut(BaseModel):
@@ -217,7 +218,10 @@ def api_trial_figures(
                 title=f.spec.title,
                 unit=f.spec.unit,
                 shape=f.spec.shape,
-                bars=[(int(label), value) for label, value in f.bars],
+                bars=[
+                    (int(label) if f.spec.shape in ("per_day", "per_hour_of_day") else label, value)
+                    for label, value in f.bars
+                ],
             )
             for f in page.figures
         ],

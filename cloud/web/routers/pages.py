@@ -22,7 +22,7 @@ from cloud.web.settings_store import effective_web
 from cloud.web.views.completeness import NodeDays, completeness_month
 from cloud.web.views.fleet import NodeStatus, fleet_status, state_counts
 from cloud.web.views.node import node_page
-from cloud.web.views.trials import FigureData, TrialPage, one_figure, trial_page
+from cloud.web.views.trials import LABELS, FigureData, TrialPage, one_figure, trial_page
 from protocol.limits import NODE_ID
 
 router = APIRouter(include_in_schema=False)
@@ -408,13 +408,15 @@ def cached_chart(
 
 
 def figure_table(data: FigureData) -> Table:
-    per_day = data.spec.shape == "per_day"
+    key = LABELS[data.spec.shape]
+    header = {"day": _("Day"), "hour": _("Hour (JST)"), "value": _("Value"), "node": _("Node")}
+    numeric = key in ("day", "hour")
     return Table(
+        [Column(key, header[key]), Column(data.spec.name, _(data.spec.title), _(data.spec.unit))],
         [
-            Column("day" if per_day else "hour", _("Day") if per_day else _("Hour (JST)")),
-            Column("value", _(data.spec.title), _(data.spec.unit)),
+            {key: int(label) if numeric else label, data.spec.name: value}
+            for label, value in data.bars
         ],
-        [{"day" if per_day else "hour": int(label), "value": value} for label, value in data.bars],
     )
 
 

@@ -22,13 +22,22 @@ from cloud.store.read import AggregateFn, AggregateQuery, Bucket, ReadSide
 from cloud.web.i18n import N_
 from cloud.web.views.completeness import month_range
 
-Shape = Literal["per_day", "per_hour_of_day"]
+Shape = Literal["per_day", "per_hour_of_day", "per_group", "distinct_per_node"]
+#: What a figure's labels are, by shape (a column header in tables and exports).
+LABELS: dict[str, str] = {
+    "per_day": "day",
+    "per_hour_of_day": "hour",
+    "per_group": "value",
+    "distinct_per_node": "node",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class FigureSpec:
     """One figure of a trial: ``fn`` of ``field`` of ``measurement`` (points whose tags match
-    ``where``), per day of the month or per hour of the day (averaged over the month's days).
+    ``where``), per day of the month, per hour of the day (averaged over the month's days),
+    per value of tag ``by`` over the month (``per_group``), or per node the mean number of
+    distinct values of tag ``by`` a day (``distinct_per_node``: vehicles seen at a station).
 
     ``title`` and ``unit`` are English message ids, translated when shown.
     """
@@ -48,6 +57,8 @@ class FigureSpec:
     scale: float = 1.0
     #: What a reader must know to read the figure right (shown under it).
     note: str = ""
+    #: The tag of a per_group or distinct_per_node figure.
+    by: str = ""
 
 
 #: The figures of each kind of trial, by the kind of node it runs.
@@ -123,6 +134,17 @@ FIGURES: dict[str, tuple[FigureSpec, ...]] = {
     ),
     "station": (
         FigureSpec(
+            "vehicles_per_station",
+            N_("Vehicles parked at each station, a day"),
+            N_("vehicles"),
+            measurement="parked_vehicle",
+            fields=("odometer_m",),
+            fn="count",
+            shape="distinct_per_node",
+            by="vehicle",
+            note=N_("The mean over the month's days of how many vehicles each station heard."),
+        ),
+        FigureSpec(
             "arrivals_per_day",
             N_("Vehicle arrivals per day"),
             N_("arrivals"),
@@ -145,6 +167,21 @@ FIGURES: dict[str, tuple[FigureSpec, ...]] = {
             note=N_(
                 "Counted on the kiosk per hour; an hour with fewer than k sessions is sent as "
                 "'<k' and is not in these sums."
+            ),
+        ),
+        FigureSpec(
+            "sessions_by_language",
+            N_("Kiosk sessions by language this month"),
+            N_("sessions"),
+            measurement="kiosk_usage",
+            fields=("count",),
+            fn="sum",
+            shape="per_group",
+            by="value",
+            where=(("dimension", "language"),),
+            note=N_(
+                "Counted on the kiosk per hour; an hour with fewer than k sessions in a "
+                "language is sent as '<k' and is not in these sums."
             ),
         ),
         FigureSpec(
@@ -186,27 +223,60 @@ class TrialPage:
 
 
 def _queries(
-    spec: FigureSpec, trial: str, start: datetime, end: datetime, zone: ZoneInfo
+    spec: FigureSpec,
+    trial: str,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    nodes: Sequence[str] = (),
 ) -> list[AggregateQuery]:
-    """The store queries of one figure for a month: one per field it adds up."""
-    if spec.fn == "mean" and (len(spec.fields) > 1 or spec.shape == "per_day"):
+    """The store queries of one figure for a month: one per field it adds up (per node, for a
+    distinct_per_node figure)."""
+    if spec.fn == "mean" and (len(spec.fields) > 1 or spec.shape != "per_hour_of_day"):
         raise ValueError(f"figure {spec.name}: a mean is of one field, per hour")
-    if spec.shape == "per_day":
+    if spec.shape == "per_hour_of_day":
+        every, offset = timedelta(hours=1), timedelta(0)
+    else:
         # Day buckets that start at the city's midnight (its offset at the month's start).
         every, offset = timedelta(days=1), -(start.astimezone(zone).utcoffset() or timedelta(0))
-    else:
-        every, offset = timedelta(hours=1), timedelta(0)
-    where = {"trial": trial, **dict(spec.where)}
+    by = spec.by or None
+    wheres = (
+        [{"node": n} for n in nodes]
+        if spec.shape == "distinct_per_node"
+        else [{"trial": trial, **dict(spec.where)}]
+    )
     return [
-        AggregateQuery(spec.measurement, name, spec.fn, every, None, start, end, where, offset)
+        AggregateQuery(spec.measurement, name, spec.fn, every, by, start, end, where, offset)
+        for where in wheres
         for name in spec.fields
     ]
 
 
 def _fold(
-    spec: FigureSpec, buckets: list[list[Bucket]], days: list[date], zone: ZoneInfo
+    spec: FigureSpec,
+    buckets: list[list[Bucket]],
+    days: list[date],
+    zone: ZoneInfo,
+    nodes: Sequence[str] = (),
 ) -> FigureData:
     """A figure's bars from its queries' buckets (their fields' buckets added up)."""
+    if spec.shape == "distinct_per_node":
+        bars: list[tuple[str, float | None]] = []
+        per = len(spec.fields)
+        for i, node in enumerate(nodes):
+            seen: dict[date, set[str]] = defaultdict(set)
+            for field_buckets in buckets[i * per : (i + 1) * per]:
+                for b in field_buckets:
+                    if b.value:
+                        seen[b.start.astimezone(zone).date()].add(b.group)
+            bars.append((node, sum(map(len, seen.values())) / len(seen) if seen else None))
+        return FigureData(spec, bars)
+    if spec.shape == "per_group":
+        totals: dict[str, float] = defaultdict(float)
+        for field_buckets in buckets:
+            for b in field_buckets:
+                totals[b.group] += float(b.value) * spec.scale
+        return FigureData(spec, sorted(totals.items()))
     summed: dict[datetime, float] = defaultdict(float)
     for field_buckets in buckets:
         for b in field_buckets:
@@ -225,23 +295,48 @@ def _fold(
 
 
 def figures(
-    store: ReadSide, specs: Sequence[FigureSpec], trial: str, month: date, zone: ZoneInfo
+    store: ReadSide,
+    specs: Sequence[FigureSpec],
+    trial: str,
+    month: date,
+    zone: ZoneInfo,
+    *,
+    fleet: Fleet | None = None,
 ) -> list[FigureData]:
     """Several figures of a trial for a month, their queries sent to the store at once."""
     start, end, days = month_range(month, zone)
-    per_spec = [_queries(spec, trial, start, end, zone) for spec in specs]
+    stations = sorted(n.id for n in (fleet.nodes if fleet else []) if n.trial == trial)
+    per_spec = [
+        _queries(spec, trial, start, end, zone, _nodes_of(spec, stations, fleet)) for spec in specs
+    ]
     answers = store.aggregate_many([q for queries in per_spec for q in queries])
     out, i = [], 0
     for spec, queries in zip(specs, per_spec, strict=True):
-        out.append(_fold(spec, answers[i : i + len(queries)], days, zone))
+        nodes = _nodes_of(spec, stations, fleet)
+        out.append(_fold(spec, answers[i : i + len(queries)], days, zone, nodes))
         i += len(queries)
     return out
 
 
+def _nodes_of(spec: FigureSpec, trial_nodes: list[str], fleet: Fleet | None) -> list[str]:
+    """The nodes a distinct_per_node figure has a bar for: the trial's nodes of the kind
+    whose measurement it is (stations, for parked vehicles)."""
+    if spec.shape != "distinct_per_node" or fleet is None:
+        return []
+    kinds = {k for k, specs in FIGURES.items() if spec in specs}
+    return [n.id for n in fleet.nodes if n.id in trial_nodes and n.kind in kinds]
+
+
 def figure(
-    store: ReadSide, spec: FigureSpec, trial: str, month: date, zone: ZoneInfo
+    store: ReadSide,
+    spec: FigureSpec,
+    trial: str,
+    month: date,
+    zone: ZoneInfo,
+    *,
+    fleet: Fleet | None = None,
 ) -> FigureData:
-    return figures(store, [spec], trial, month, zone)[0]
+    return figures(store, [spec], trial, month, zone, fleet=fleet)[0]
 
 
 def trial_page(
@@ -265,7 +360,7 @@ def trial_page(
         if s.trial == trial_id
     ]
     specs = [spec for k in kinds for spec in FIGURES.get(k, ())]
-    made = figures(store, specs, trial_id, month, zone) if with_figures else []
+    made = figures(store, specs, trial_id, month, zone, fleet=fleet) if with_figures else []
     start, end, days = month_range(month, zone)
     ids = {n.id for n in nodes}
     per_day: dict[date, int] = defaultdict(int)
@@ -283,4 +378,4 @@ def one_figure(
         return None
     kinds = sorted({str(n.kind) for n in fleet.nodes if n.trial == trial_id})
     spec = next((f for k in kinds for f in FIGURES.get(k, ()) if f.name == name), None)
-    return None if spec is None else figure(store, spec, trial_id, month, zone)
+    return None if spec is None else figure(store, spec, trial_id, month, zone, fleet=fleet)
