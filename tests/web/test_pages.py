@@ -356,3 +356,34 @@ def test_vehicles_per_station_and_sessions_by_language_count_what_they_say(web: 
     assert {r["value"]: r["sessions_by_language"] for r in languages} == {"ja": 9.0, "vi": 12.0}
     api = client.get("/trials/resident-kiosk?month=2026-12")
     assert "Kiosk sessions by language this month" in api.text
+
+
+def test_a_node_page_shows_its_readings_and_exports_them_one_value_a_cell(web: Web) -> None:
+    tags = {"node": "rr-01", "trial": "restroom-health", "site": "tsukuba-stn-restroom"}
+    at = NOW - timedelta(hours=1)
+    web.store.write(
+        [
+            _link("rr-01", 2),
+            Point("occupancy", {**tags, "stall": "1"}, {"occupied_s": 120.5}, to_ns(at)),
+            Point("help_call", tags, {"pressed": True}, to_ns(at + timedelta(minutes=1))),
+            Point("node_health", tags, {"outbox_readings": 3, "cpu_temp_c": 51.25}, to_ns(at)),
+            Point("fleet_state", {"node": "rr-01"}, {"software": "0.2.0"}, to_ns(at)),
+        ]
+    )
+    client = web.login("tanaka")
+    page = client.get("/nodes/rr-01")
+    assert page.status_code == 200
+    assert "occupied_s=120.5" in page.text
+    assert "0.2.0" in page.text
+    rows = client.get("/nodes/rr-01/readings.json").json()["rows"]
+    by_measurement = {r["measurement"]: r for r in rows}
+    assert by_measurement["occupancy"]["occupied_s"] == 120.5
+    assert by_measurement["occupancy"]["tag_stall"] == "1"
+    assert by_measurement["help_call"]["pressed"] is True
+    assert by_measurement["node_health"]["outbox_readings"] == 3
+    excel = client.get("/nodes/rr-01/readings.excel.csv")
+    header = excel.content.decode("utf-8-sig").splitlines()[0].split(",")
+    assert header[:2] == ["When", "Measurement"]
+    assert {"occupied_s", "pressed", "outbox_readings", "stall"} <= set(header)
+    assert client.get("/nodes/zz-99").status_code == 404
+    assert client.get("/nodes/rr-01/readings.xlsx").status_code == 404

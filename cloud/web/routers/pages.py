@@ -21,7 +21,7 @@ from cloud.web.render import render
 from cloud.web.settings_store import effective_web
 from cloud.web.views.completeness import NodeDays, completeness_month
 from cloud.web.views.fleet import NodeStatus, fleet_status, state_counts
-from cloud.web.views.node import node_page
+from cloud.web.views.node import NodePage, node_page
 from cloud.web.views.trials import LABELS, FigureData, TrialPage, one_figure, trial_page
 from protocol.limits import NODE_ID
 
@@ -268,8 +268,7 @@ def completeness_export(
 # ------------------------------------------------------------------------------ node
 
 
-@router.get("/nodes/{node}")
-def node_view(request: Request, node: str, viewer: UserDep, state: StateDep, db: DbDep) -> Response:
+def _node_page(state: StateDep, db: DbDep, node: str) -> NodePage:
     picked = _node_param(node) or ""
     web = effective_web(state, db)
     page = node_page(
@@ -284,7 +283,55 @@ def node_view(request: Request, node: str, viewer: UserDep, state: StateDep, db:
     )
     if page is None:
         raise HTTPException(404, f"node {picked} is not in the manifest and has sent no data")
-    return render(request, "node.html", viewer=viewer, page=page, node=picked)
+    return page
+
+
+@router.get("/nodes/{node}")
+def node_view(request: Request, node: str, viewer: UserDep, state: StateDep, db: DbDep) -> Response:
+    page = _node_page(state, db, node)
+    return render(request, "node.html", viewer=viewer, page=page, node=page.status.node)
+
+
+def readings_table(page: NodePage) -> Table:
+    """The node's recent readings and its last health report: one column per tag and field."""
+    rows = list(page.recent) + ([page.health] if page.health is not None else [])
+    measurement = {id(r): r.key for r in page.recent}
+    tags = sorted({k for r in rows for k in r.tags} - {"node", "trial", "site"})
+    fields = sorted({k for r in rows for k in r.fields})
+    columns = [Column("at", _("When")), Column("measurement", _("Measurement"))]
+    columns += [Column(f"tag_{k}", k) for k in tags] + [Column(k, k) for k in fields]
+    return Table(
+        columns,
+        [
+            {
+                "at": r.at,
+                "measurement": measurement.get(id(r), "node_health"),
+                **{f"tag_{k}": r.tags.get(k) for k in tags},
+                **{k: r.fields.get(k) for k in fields},
+            }
+            for r in rows
+        ],
+    )
+
+
+@router.get("/nodes/{node}/readings.{fmt}")
+def node_readings_export(
+    request: Request, node: str, fmt: str, viewer: UserDep, state: StateDep, db: DbDep
+) -> Response:
+    if fmt not in FORMATS:
+        raise HTTPException(404, f"no export as .{fmt}: use .csv, .excel.csv or .json")
+    page = _node_page(state, db, node)
+    table = readings_table(page)
+    assert viewer.user is not None
+    audit(
+        db,
+        actor=viewer.user.username,
+        action="export",
+        target=f"nodes/{node}.{fmt}",
+        client=client_of(request),
+        rows=len(table.rows),
+    )
+    return table_response(table, fmt=fmt, filename=f"{node}-readings")
 
 
 # ------------------------------------------------------------------------------ trials
