@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import getpass
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -88,6 +89,12 @@ def serve(
     app_ = create_app(cfg)
     bind_host, bind_port = host or cfg.web.host, port or cfg.web.port
     log.info("web_serving", url=f"http://{bind_host}:{bind_port}/")
+    # uvicorn finishes the requests in flight on SIGTERM or SIGINT, then raises the signal
+    # again for the handler that was there before it: this one, so that a stop asked for is a
+    # clean exit (status 0), not a death by the signal.
+    stopped: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, _frame: stopped.append(number))
     uvicorn.run(
         app_,
         host=bind_host,
@@ -97,6 +104,7 @@ def serve(
         forwarded_allow_ips="127.0.0.1",
         server_header=False,
     )
+    log.info("web_stopped", signal=signal.Signals(stopped[0]).name if stopped else None)
 
 
 def _read_password(password_file: Path | None) -> str:

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -173,6 +174,13 @@ def test_every_nodes_readings_reach_the_collectors_sqlite_store_with_nothing_mis
     assert summary["collector"]["counters"]["dead_letters"] == 0
     assert summary["collector"]["missing"] == 0
     assert summary["kiosk"]["started"] is False
+    # The web app ran on the demo's store, and stopped cleanly; its demo login is a 0600 file.
+    assert summary["web"]["url"].startswith("http://127.0.0.1:")
+    assert summary["web"]["exit_status"] == 0
+    assert f"web app for city staff: {summary['web']['url']}" in demo.output
+    password = tmp_path / "demo" / "cloud" / "web-password"
+    assert stat.S_IMODE(password.stat().st_mode) == 0o600
+    assert password.read_text().strip() not in demo.output
     assert "machikado demo: summary" in demo.output
     assert "collector stopped" in demo.output
     assert summary["collector"]["store"] == str(store)
