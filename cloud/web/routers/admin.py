@@ -22,9 +22,10 @@ from cloud.web.accounts import (
 )
 from cloud.web.db.models import ROLES, ApiToken, AuditEvent, User
 from cloud.web.deps import AdminDep, CsrfDep, DbDep, StateDep, UserDep, Viewer, client_of
-from cloud.web.exports import FORMATS, Column, Table, table_response
+from cloud.web.exports import Column, Table
 from cloud.web.i18n import gettext_ as _
 from cloud.web.render import render
+from cloud.web.routers.common import check_format, exported
 from cloud.web.settings_store import KIND_NAMES, effective_web, save_web_settings
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -210,18 +211,7 @@ def audit_page(
 def audit_export(
     request: Request, fmt: str, viewer: AuditorDep, db: DbDep, before: int | None = None
 ) -> Response:
-    if fmt not in FORMATS:
-        raise HTTPException(404, f"no export as .{fmt}: use .csv, .excel.csv or .json")
     events = _events(db, before)
-    assert viewer.user is not None
-    audit(
-        db,
-        actor=viewer.user.username,
-        action="export",
-        target=f"audit.{fmt}",
-        client=client_of(request),
-        rows=len(events),
-    )
     table = Table(
         [
             Column("at", _("When")),
@@ -241,4 +231,6 @@ def audit_export(
             for e in events
         ],
     )
-    return table_response(table, fmt=fmt, filename="audit")
+    return exported(
+        request, viewer, db, table, fmt=check_format(fmt), filename="audit", target=f"audit.{fmt}"
+    )

@@ -16,9 +16,8 @@ from pydantic import AwareDatetime, BaseModel
 from cloud.errors import StoreError
 from cloud.store.read import check_name
 from cloud.web.deps import ApiDep, DbDep, StateDep
-from cloud.web.settings_store import effective_web
+from cloud.web.routers.common import fleet_now, month_of
 from cloud.web.views.completeness import completeness_month
-from cloud.web.views.fleet import fleet_status
 from cloud.web.views.trials import trial_page
 from protocol.limits import NODE_ID
 
@@ -130,24 +129,10 @@ class ReadingsOut(BaseModel):
     readings: list[ReadingOut]
 
 
-def _month(value: str | None, state: StateDep) -> date:
-    if value is None:
-        return state.clock().astimezone(ZoneInfo(state.config.web.timezone)).date().replace(day=1)
-    return date(int(value[:4]), int(value[5:7]), 1)
-
-
 @router.get("/nodes", response_model=NodesOut)
 def api_nodes(token: ApiDep, state: StateDep, db: DbDep) -> NodesOut:
     """Every node: its state from data, last data time and its last reports."""
-    web = effective_web(state, db)
-    rows = fleet_status(
-        state.read_side(),
-        state.fleet,
-        now=state.clock(),
-        stale_after=web.stale_after,
-        offline_after=web.offline_after,
-        intervals=web.expected_interval_s,
-    )
+    rows = fleet_now(state, db)
     return NodesOut(
         nodes=[
             NodeOut(
@@ -198,7 +183,7 @@ def api_trial_figures(
     month: Month = None,
 ) -> TrialFiguresOut:
     """A trial's figures for a month (per day of the month, or per hour of the day)."""
-    chosen = _month(month, state)
+    chosen = month_of(month, state)
     page = trial_page(
         state.read_side(),
         state.fleet,
@@ -236,7 +221,7 @@ def api_completeness(
     node: Annotated[str | None, Query(pattern=NODE_ID.pattern, max_length=63)] = None,
 ) -> CompletenessOut:
     """Envelopes received and expected per node and day of a month, and the gaps."""
-    chosen = _month(month, state)
+    chosen = month_of(month, state)
     rows = completeness_month(
         state.read_side(),
         state.fleet,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,31 +14,17 @@ from fastapi.responses import JSONResponse, Response
 from cloud.web.accounts import audit
 from cloud.web.charts import bar_chart
 from cloud.web.deps import DbDep, StateDep, UserDep, client_of
-from cloud.web.exports import FORMATS, Column, Table, json_rows, table_response
+from cloud.web.exports import Column, Table, json_rows
 from cloud.web.i18n import gettext_ as _
 from cloud.web.render import render
+from cloud.web.routers.common import check_format, exported, fleet_now, month_of, node_of
 from cloud.web.settings_store import effective_web
 from cloud.web.views.completeness import NodeDays, completeness_month
-from cloud.web.views.fleet import NodeStatus, fleet_status, state_counts
+from cloud.web.views.fleet import NodeStatus, state_counts
 from cloud.web.views.node import NodePage, node_page
 from cloud.web.views.trials import LABELS, FigureData, TrialPage, one_figure, trial_page
-from protocol.limits import NODE_ID
 
 router = APIRouter(include_in_schema=False)
-#: A month in a URL: 2000-01 to 2099-12.
-MONTH = re.compile(r"^20\d\d-(0[1-9]|1[0-2])$")
-
-
-def _fleet(state: StateDep, db: DbDep) -> list[NodeStatus]:
-    web = effective_web(state, db)
-    return fleet_status(
-        state.read_side(),
-        state.fleet,
-        now=state.clock(),
-        stale_after=web.stale_after,
-        offline_after=web.offline_after,
-        intervals=web.expected_interval_s,
-    )
 
 
 def fleet_table(rows: list[NodeStatus]) -> Table:
@@ -79,7 +64,7 @@ def fleet_table(rows: list[NodeStatus]) -> Table:
 
 @router.get("/")
 def fleet_page(request: Request, viewer: UserDep, state: StateDep, db: DbDep) -> Response:
-    rows = _fleet(state, db)
+    rows = fleet_now(state, db)
     return render(
         request, "fleet.html", viewer=viewer, rows=rows, counts=state_counts(rows), partial=False
     )
@@ -88,7 +73,7 @@ def fleet_page(request: Request, viewer: UserDep, state: StateDep, db: DbDep) ->
 @router.get("/fleet/table")
 def fleet_partial(request: Request, viewer: UserDep, state: StateDep, db: DbDep) -> Response:
     """The fleet table alone, for htmx's refresh."""
-    rows = _fleet(state, db)
+    rows = fleet_now(state, db)
     return render(request, "_fleet_table.html", viewer=viewer, rows=rows, counts=state_counts(rows))
 
 
@@ -96,38 +81,13 @@ def fleet_partial(request: Request, viewer: UserDep, state: StateDep, db: DbDep)
 def fleet_export(
     request: Request, fmt: str, viewer: UserDep, state: StateDep, db: DbDep
 ) -> Response:
-    if fmt not in FORMATS:
-        raise HTTPException(404, f"no export as .{fmt}: use .csv, .excel.csv or .json")
-    table = fleet_table(_fleet(state, db))
-    assert viewer.user is not None
-    audit(
-        db,
-        actor=viewer.user.username,
-        action="export",
-        target=f"fleet.{fmt}",
-        client=client_of(request),
-        rows=len(table.rows),
+    table = fleet_table(fleet_now(state, db))
+    return exported(
+        request, viewer, db, table, fmt=check_format(fmt), filename="fleet", target=f"fleet.{fmt}"
     )
-    return table_response(table, fmt=fmt, filename="fleet")
 
 
 # ------------------------------------------------------------------------------ completeness
-
-
-def _month(value: str | None, state: StateDep) -> date:
-    if not value:
-        return state.clock().astimezone(ZoneInfo(state.config.web.timezone)).date().replace(day=1)
-    if not MONTH.fullmatch(value):
-        raise HTTPException(422, f"month {value!r} must be YYYY-MM from 2000 on, e.g. 2026-03")
-    return date(int(value[:4]), int(value[5:]), 1)
-
-
-def _node_param(node: str | None) -> str | None:
-    if node in (None, ""):
-        return None
-    if not NODE_ID.fullmatch(node):
-        raise HTTPException(422, f"node {node!r} must match {NODE_ID.pattern}")
-    return node
 
 
 def _completeness(state: StateDep, month: date, node: str | None) -> list[NodeDays]:
@@ -186,8 +146,8 @@ def completeness_page(
     month: str | None = None,
     node: str | None = None,
 ) -> Response:
-    chosen = _month(month, state)
-    picked = _node_param(node)
+    chosen = month_of(month, state)
+    picked = node_of(node)
     rows = _completeness(state, chosen, picked)
     days = rows[0].days if rows else []
     query = f"?month={chosen:%Y-%m}" + (f"&node={picked}" if picked else "")
@@ -217,22 +177,21 @@ def completeness_export(
     month: str | None = None,
     node: str | None = None,
 ) -> Response:
-    if fmt not in FORMATS:
-        raise HTTPException(404, f"no export as .{fmt}: use .csv, .excel.csv or .json")
-    chosen = _month(month, state)
-    rows = _completeness(state, chosen, _node_param(node))
+    chosen = month_of(month, state)
+    rows = _completeness(state, chosen, node_of(node))
     table = completeness_table(rows)
-    assert viewer.user is not None
-    audit(
+    answer = exported(
+        request,
+        viewer,
         db,
-        actor=viewer.user.username,
-        action="export",
+        table,
+        fmt=check_format(fmt),
+        filename=f"completeness-{chosen:%Y-%m}",
         target=f"completeness.{fmt}",
-        client=client_of(request),
         month=f"{chosen:%Y-%m}",
         node=node or "",
     )
-    if fmt == "json":
+    if fmt == "json":  # the table, and the gaps and resets beside it
         return JSONResponse(
             {
                 "month": f"{chosen:%Y-%m}",
@@ -262,14 +221,14 @@ def completeness_export(
                 ],
             }
         )
-    return table_response(table, fmt=fmt, filename=f"completeness-{chosen:%Y-%m}")
+    return answer
 
 
 # ------------------------------------------------------------------------------ node
 
 
 def _node_page(state: StateDep, db: DbDep, node: str) -> NodePage:
-    picked = _node_param(node) or ""
+    picked = node_of(node) or ""
     web = effective_web(state, db)
     page = node_page(
         state.read_side(),
@@ -318,20 +277,16 @@ def readings_table(page: NodePage) -> Table:
 def node_readings_export(
     request: Request, node: str, fmt: str, viewer: UserDep, state: StateDep, db: DbDep
 ) -> Response:
-    if fmt not in FORMATS:
-        raise HTTPException(404, f"no export as .{fmt}: use .csv, .excel.csv or .json")
-    page = _node_page(state, db, node)
-    table = readings_table(page)
-    assert viewer.user is not None
-    audit(
+    table = readings_table(_node_page(state, db, node))
+    return exported(
+        request,
+        viewer,
         db,
-        actor=viewer.user.username,
-        action="export",
-        target=f"nodes/{node}.{fmt}",
-        client=client_of(request),
-        rows=len(table.rows),
+        table,
+        fmt=check_format(fmt),
+        filename=f"{node}-readings",
+        target=f"nodes/{node}/readings.{fmt}",
     )
-    return table_response(table, fmt=fmt, filename=f"{node}-readings")
 
 
 # ------------------------------------------------------------------------------ trials
@@ -375,7 +330,7 @@ def _figure(state: StateDep, trial: str, name: str, month: date) -> FigureData:
 def trial_view(
     request: Request, trial: str, viewer: UserDep, state: StateDep, month: str | None = None
 ) -> Response:
-    chosen = _month(month, state)
+    chosen = month_of(month, state)
     page = _trial(state, trial, chosen)
     return render(
         request,
@@ -399,7 +354,7 @@ def trial_report(
     month: str | None = None,
 ) -> Response:
     """The monthly report: the trial page laid out for printing (and Chromium's PDF)."""
-    chosen = _month(month, state)
+    chosen = month_of(month, state)
     page = _trial(state, trial, chosen)
     assert viewer.user is not None
     audit(
@@ -430,7 +385,7 @@ def trial_chart(
     state: StateDep,
     month: str | None = None,
 ) -> Response:
-    chosen = _month(month, state)
+    chosen = month_of(month, state)
     data = _figure(state, trial, name, chosen)
     svg = cached_chart(
         tuple(data.bars),
@@ -478,17 +433,14 @@ def trial_figure_export(
     db: DbDep,
     month: str | None = None,
 ) -> Response:
-    if fmt not in FORMATS:
-        raise HTTPException(404, f"no export as .{fmt}: use .csv, .excel.csv or .json")
-    chosen = _month(month, state)
-    data = _figure(state, trial, name, chosen)
-    assert viewer.user is not None
-    audit(
+    chosen = month_of(month, state)
+    return exported(
+        request,
+        viewer,
         db,
-        actor=viewer.user.username,
-        action="export",
+        figure_table(_figure(state, trial, name, chosen)),
+        fmt=check_format(fmt),
+        filename=f"{trial}-{name}-{chosen:%Y-%m}",
         target=f"trials/{trial}/{name}.{fmt}",
-        client=client_of(request),
         month=f"{chosen:%Y-%m}",
     )
-    return table_response(figure_table(data), fmt=fmt, filename=f"{trial}-{name}-{chosen:%Y-%m}")
