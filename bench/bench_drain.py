@@ -1,6 +1,6 @@
 """Backlog drain rate: a node's outbox, filled while the broker was down, emptied to Mosquitto.
 
-A real node process (``python -m protocol.cli edge run``) makes ``readings`` synthetic readings
+A real node process (``python -m machikado.cli edge run``) makes ``readings`` synthetic readings
 while its broker is down, so they all wait in its outbox. Then the broker starts, and the clock
 runs from just before the broker starts until the outbox is empty: every seq receipted by the
 stand-in cloud. The node paces a backlog at its default ``mqtt.backlog_rate`` (5,000 readings/s).

@@ -3,7 +3,7 @@
 Each run is a fresh Python process rendering offscreen (SDL's ``offscreen`` driver, Mesa EGL),
 timed from just before it is spawned until it reports its first frame on stdout; at that
 moment the process is paused on a read of stdin and psutil takes its RSS. The kiosk is started
-the real way: the ``machikado`` console script's root command (``protocol.cli.main``, which
+the real way: the ``machikado`` console script's root command (``machikado.cli.main``, which
 reads the root options and loads the kiosk part from its entry point) with the command line
 ``machikado kiosk --config PATH``, then the kiosk's node runtime (outbox, MQTT link to a
 broker that is not there) and the shipped protocol, content and translations; the reference is
@@ -70,7 +70,7 @@ def child_kiosk(config: str) -> None:
     from kivy.clock import Clock
 
     Clock.schedule_once(lambda _dt: _report_first_frame(), 0)
-    from protocol.cli import main
+    from machikado.cli import main
 
     sys.argv = ["machikado", "kiosk", "--config", config]
     main()

@@ -23,8 +23,8 @@ import typer
 from cloud.web.cli import _one_line_errors as _one_line_errors_web
 from cloud.web.cli import app as web_app
 from cloud.web.cli import grafana as grafana_command
+from machikado.logs import configure
 from protocol.errors import MachikadoError
-from protocol.logs import configure
 
 if TYPE_CHECKING:
     from cloud.collector.checking import Checker

@@ -25,7 +25,7 @@ from cloud.collector.settings import (
 )
 from cloud.errors import ConfigError
 from cloud.store.settings import StoreSettings
-from protocol.settings import FileSettings, load_settings
+from machikado.settings import FileSettings, load_settings
 
 
 class CollectorConfig(FileSettings):

@@ -49,7 +49,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from cloud.errors import CloudError
-from protocol.files import create_private_file, make_private_dirs
+from machikado.files import create_private_file, make_private_dirs
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dead_letter (
@@ -220,7 +220,7 @@ class DeadLetters:
         self._buckets: dict[str, tuple[float, float]] = {}
         try:
             make_private_dirs(path.parent)
-            create_private_file(path)  # 0600, and so its -wal and -shm (protocol.files)
+            create_private_file(path)  # 0600, and so its -wal and -shm (machikado.files)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -18,15 +18,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edge.errors import ConfigError
-from protocol.limits import NODE_ID
-from protocol.messages import NodeKind
-from protocol.settings import (
+from machikado.settings import (
     FileSettings,
     insecure_broker,
     is_loopback,
     load_settings,
     read_secret,
 )
+from protocol.limits import NODE_ID
+from protocol.messages import NodeKind
 
 
 class _Section(BaseModel):
@@ -55,7 +55,7 @@ class MqttSection(_Section):
     username: str = Field(default="", description="Defaults to the node id; the ACL relies on it.")
     password: SecretStr = SecretStr("")
     #: A file holding the password, read at start; ``$CREDENTIALS_DIRECTORY/mqtt-password`` for
-    #: the systemd credential the unit passes (see protocol.settings).
+    #: the systemd credential the unit passes (see machikado.settings).
     password_file: Path | None = None
     #: Required for a broker that is not on the loopback, unless ``allow_insecure``.
     tls: bool = False

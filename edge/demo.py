@@ -415,7 +415,7 @@ def plan_web(state_dir: Path, cloud: CloudPlan, *, port: int) -> WebPlan:
 def web_command(plan: WebPlan) -> list[str]:
     """``machikado cloud web`` on the demo's config, by the running Python."""
     return [
-        *(sys.executable, "-m", "protocol.cli", "--log-level", "info"),
+        *(sys.executable, "-m", "machikado.cli", "--log-level", "info"),
         *("cloud", "web", "--config", str(plan.config)),
     ]
 
@@ -423,7 +423,7 @@ def web_command(plan: WebPlan) -> list[str]:
 async def add_demo_login(plan: WebPlan) -> None:
     """Make the demo's admin account (its database is new with the state dir)."""
     proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "protocol.cli", "cloud", "web", "adduser", plan.user),
+        *(sys.executable, "-m", "machikado.cli", "cloud", "web", "adduser", plan.user),
         *("--config", str(plan.config), "--role", "admin", "--display-name", "Demo admin"),
         *("--password-file", str(plan.password_file)),
         stdout=asyncio.subprocess.PIPE,
@@ -621,14 +621,14 @@ class Child:
 def collector_command(plan: CloudPlan) -> list[str]:
     """``machikado cloud collect`` on the demo's config, by the running Python."""
     return [
-        *(sys.executable, "-m", "protocol.cli", "--log-level", "info"),
+        *(sys.executable, "-m", "machikado.cli", "--log-level", "info"),
         *("cloud", "collect", "--config", str(plan.config)),
     ]
 
 
 def kiosk_command(config: Path) -> list[str]:
     """``machikado kiosk`` on the demo's kiosk config, by the running Python."""
-    return [sys.executable, "-m", "protocol.cli", "kiosk", "--config", str(config)]
+    return [sys.executable, "-m", "machikado.cli", "kiosk", "--config", str(config)]
 
 
 def read_status(path: Path) -> dict[str, Any] | None:

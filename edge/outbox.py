@@ -55,7 +55,7 @@ from urllib.parse import quote
 import structlog
 
 from edge.errors import OutboxError, OutboxFull
-from protocol.files import create_private_file, make_private_dirs
+from machikado.files import create_private_file, make_private_dirs
 from protocol.limits import CONTROL as CONTROL_CHARS
 from protocol.limits import DEFAULT_LIMITS, INT64_MAX, NODE_ID
 from protocol.messages import Reading
@@ -327,7 +327,7 @@ class Outbox:
         self._refused = 0  # refused readings not yet counted in the database
         self._closed = False
         try:
-            # Private: readings may say who was where (protocol.files).
+            # Private: readings may say who was where (machikado.files).
             make_private_dirs(self.path.parent)
             create_private_file(self.path)
         except OSError as exc:

@@ -23,8 +23,8 @@ import typer
 
 from kiosk.errors import KioskError
 from kiosk.lazylog import LazyLogger
-from protocol.cliparams import PlainCommand, PlainGroup
-from protocol.logs import finish_configure
+from machikado.cliparams import PlainCommand, PlainGroup
+from machikado.logs import finish_configure
 
 if TYPE_CHECKING:
     from edge.config import KioskSection, NodeConfig
@@ -35,7 +35,7 @@ log = LazyLogger(__name__)
 app = typer.Typer(
     help="The resident kiosk (Kivy): consultation and information on a touch screen.",
     invoke_without_command=True,
-    # Its options read without pydantic: the window opens sooner (see protocol.cliparams).
+    # Its options read without pydantic: the window opens sooner (see machikado.cliparams).
     cls=PlainGroup,
 )
 
@@ -157,7 +157,7 @@ def run_deferred(path: Path, early: WindowLike, *, error_hold_s: float = 15.0) -
     from kiosk.app import KioskApp, configure_window
 
     def setup() -> tuple[KioskSection, ConsultNode | None]:
-        finish_configure()  # structlog, now that the window is up (protocol.logs)
+        finish_configure()  # structlog, now that the window is up (machikado.logs)
         cfg = load_kiosk_config(path)
         return cfg.kiosk, _node(cfg)
 

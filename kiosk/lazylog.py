@@ -24,8 +24,8 @@ class LazyLogger:
         if self._logger is None:
             import structlog
 
-            from protocol.logs import finish_configure
+            from machikado.logs import finish_configure
 
-            finish_configure()  # as the root command was told (protocol.logs.configure_later)
+            finish_configure()  # as the root command was told (machikado.logs.configure_later)
             self._logger = structlog.get_logger(self._name)
         return getattr(self._logger, method)

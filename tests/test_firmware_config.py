@@ -17,8 +17,8 @@ import pytest
 from cloud.config import load_config as load_collector_config
 from cloud.web.settings import load_config as load_web_config
 from edge.config import NodeConfig, load_config
+from machikado.settings import is_loopback
 from protocol.messages import NodeKind
-from protocol.settings import is_loopback
 
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware_config"
 NODE_CONFIGS = sorted((FIRMWARE / "nodes").glob("*.toml"))

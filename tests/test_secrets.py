@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from cloud.config import load_config as load_collector_config
 from cloud.store.settings import StoreSettings
 from edge.config import load_config as load_node_config
+from machikado.settings import SecretFileError
 from protocol.errors import MachikadoError
-from protocol.settings import SecretFileError
 
 SECRET = "pw-7f3a-do-not-show"
 NODE = '[node]\nid = "rr-01"\nkind = "restroom"\n'
@@ -129,7 +129,7 @@ def test_node_with_an_unreadable_credential_stops_at_once_with_one_line(tmp_path
     config = write(tmp_path, "node.toml", text)
     env = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
     done = subprocess.run(
-        [sys.executable, "-m", "protocol.cli", "edge", "run", "--config", str(config)],
+        [sys.executable, "-m", "machikado.cli", "edge", "run", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -164,7 +164,7 @@ class ProcessChecker:
         self.on_retry: Callable[[], None] | None = None
         self._give_up = ctx.Event()
         self._conn, child_end = ctx.Pipe()
-        from protocol.logs import current
+        from machikado.logs import current
 
         self._proc = ctx.Process(
             target=serve,
@@ -310,7 +310,7 @@ def serve(
     for sig in _STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-    from protocol.logs import configure_like_parent
+    from machikado.logs import configure_like_parent
 
     if logging:
         configure_like_parent(logging)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from cloud.deadletter import DEFAULT_POLICY as _DL
 from cloud.deadletter import Policy
-from protocol.settings import insecure_broker, is_loopback, read_secret
+from machikado.settings import insecure_broker, is_loopback, read_secret
 from protocol.topics import Topics
 
 
@@ -35,7 +35,7 @@ class MqttSection(_Section):
     username: str = ""
     password: SecretStr = SecretStr("")
     #: A file holding the password, read at start; ``$CREDENTIALS_DIRECTORY/mqtt-password`` for
-    #: the systemd credential the unit passes (see protocol.settings).
+    #: the systemd credential the unit passes (see machikado.settings).
     password_file: Path | None = None
     #: Required for a broker that is not on the loopback, unless ``allow_insecure``.
     tls: bool = False

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from protocol.settings import is_loopback, read_secret
+from machikado.settings import is_loopback, read_secret
 
 StoreKind = Literal["sqlite", "influx_v1", "influx_v2", "auto"]
 

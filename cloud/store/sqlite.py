@@ -38,7 +38,7 @@ from cloud.store.read import (
     from_ns,
     to_ns,
 )
-from protocol.files import create_private_file, make_private_dirs
+from machikado.files import create_private_file, make_private_dirs
 from protocol.limits import RESERVED_MEASUREMENTS
 
 log = structlog.get_logger(__name__)
@@ -108,7 +108,7 @@ class SqliteStore:
         if self.path is not None:
             try:
                 make_private_dirs(self.path.parent)
-                create_private_file(self.path)  # 0600, and so its -wal and -shm (protocol.files)
+                create_private_file(self.path)  # 0600, and so its -wal and -shm (machikado.files)
             except OSError as exc:
                 raise StoreError(f"{path}: cannot create the store: {exc}") from None
         self._lock = threading.Lock()

@@ -33,7 +33,7 @@ from cloud.web.render import render_error
 from cloud.web.security import LANG_COOKIE, SecurityHeaders
 from cloud.web.settings import WebConfig
 from cloud.web.state import STATIC, WebState
-from protocol.settings import read_secret
+from machikado.settings import read_secret
 
 log = structlog.get_logger(__name__)
 

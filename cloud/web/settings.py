@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cloud.collector.settings import FleetSection
 from cloud.errors import ConfigError
 from cloud.store.settings import StoreSettings
-from protocol.settings import FileSettings, is_loopback, load_settings
+from machikado.settings import FileSettings, is_loopback, load_settings
 
 Language = Literal["ja", "en"]
 

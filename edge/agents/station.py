@@ -1,6 +1,6 @@
 """The station agent: parked vehicles heard passively through their mobility advertisements.
 
-Each vehicle broadcasts :class:`protocol.mobility_adv.MobilityAdvert` in its manufacturer data;
+Each vehicle broadcasts :class:`hardware.mobility_adv.MobilityAdvert` in its manufacturer data;
 the station never connects. Readings, tag ``vehicle`` = the vehicle id:
 
 - ``vehicle_arrived`` when a vehicle is first heard;
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from edge.agents.base import AgentContext, Emitter, supervise, wait_or_stop
+from hardware.mobility_adv import MobilityAdvert
 from protocol.errors import InvalidMessage
 from protocol.messages import FieldValue
-from protocol.mobility_adv import MobilityAdvert
 
 if TYPE_CHECKING:
     from bleak.backends.device import BLEDevice

@@ -1,4 +1,4 @@
-"""The mobility advertisement (``protocol.mobility_adv``) as a :class:`Decoded` reading.
+"""The mobility advertisement (``hardware.mobility_adv``) as a :class:`Decoded` reading.
 
 Its ``uuid`` is the company id the advert was filed under, since adverts carry no GATT UUID.
 """
@@ -9,8 +9,8 @@ from datetime import UTC, tzinfo
 
 from hardware.gatt.decoded import Decoded, FieldValue
 from hardware.gatt.errors import DecodeError
+from hardware.mobility_adv import COMPANY_ID, MobilityAdvert
 from protocol.errors import InvalidMessage
-from protocol.mobility_adv import COMPANY_ID, MobilityAdvert
 
 NAME = "mobility_advert"
 _KMH_PER_M_S = 3.6

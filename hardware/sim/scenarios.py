@@ -39,8 +39,8 @@ from hardware.gatt import (
     encode_temperature_measurement,
     encode_weight_measurement,
 )
+from hardware.mobility_adv import MobilityAdvert
 from hardware.sim.radio import SimulatedPeripheral, SimulatedRadio
-from protocol.mobility_adv import MobilityAdvert
 
 log = structlog.get_logger(__name__)
 

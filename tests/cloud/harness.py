@@ -38,7 +38,7 @@ SITES = ("site-east", "site-west")
 def cloud_command() -> list[str]:
     """The argv that runs ``machikado cloud``: the registered subcommand, or the app directly."""
     if any(ep.name == "cloud" for ep in entry_points(group="machikado.commands")):
-        return [sys.executable, "-m", "protocol.cli", "cloud"]
+        return [sys.executable, "-m", "machikado.cli", "cloud"]
     return [sys.executable, "-c", "from cloud.cli import app; app()"]
 
 

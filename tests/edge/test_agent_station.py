@@ -11,8 +11,8 @@ from edge.agents.station import StationAgent
 from edge.agents.testing import ManualClock, RecordingEmit, wait_until
 from edge.config import NodeConfig
 from hardware.ble import Radio
+from hardware.mobility_adv import COMPANY_ID, MobilityAdvert
 from hardware.sim import SimulatedPeripheral, SimulatedRadio
-from protocol.mobility_adv import COMPANY_ID, MobilityAdvert
 
 T0 = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
 CITY_ID = 0x0ABC

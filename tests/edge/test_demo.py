@@ -33,11 +33,11 @@ FIRMWARE = default_config_dir()
 
 
 class DemoProcess:
-    """``python -m protocol.cli demo --no-live ...`` as a child, its output collected by line."""
+    """``python -m machikado.cli demo --no-live ...`` as a child, its output collected by line."""
 
     def __init__(self, state_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.state_dir = state_dir
-        cmd = [sys.executable, "-m", "protocol.cli", "demo", "--no-live"]
+        cmd = [sys.executable, "-m", "machikado.cli", "demo", "--no-live"]
         # No kiosk window unless a test asks for one, whatever display the machine has.
         kiosk = [] if "--kiosk" in args else ["--no-kiosk"]
         cmd += ["--state-dir", str(state_dir), *kiosk, *args]

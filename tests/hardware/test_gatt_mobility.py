@@ -6,7 +6,7 @@ import pytest
 
 from hardware.errors import DecodeError
 from hardware.gatt import decode_mobility_advert, encode_mobility_advert
-from protocol.mobility_adv import COMPANY_ID
+from hardware.mobility_adv import COMPANY_ID
 
 # version 1, vehicle 42, 80 %, 1200 m, 12.50 km/h, in use + low battery, error 0x0102
 ADVERT = bytes.fromhex("012a00000050b0040000e204090201")

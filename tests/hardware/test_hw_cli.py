@@ -80,7 +80,7 @@ def test_bad_input_is_one_line_on_stderr_and_status_2(runner, args, problem):
 
 
 ROOT = (
-    "import hardware.cli, protocol.cli as root; "
+    "import hardware.cli, machikado.cli as root; "
     "root.app.add_typer(hardware.cli.app, name='hw'); root.app()"
 )
 

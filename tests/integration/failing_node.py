@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from edge.outbox import Outbox
-from protocol.cli import main
+from machikado.cli import main
 
 
 def _receipt_fails(self: Outbox, stream: str, ranges: Sequence[tuple[int, int]]) -> int:

@@ -81,7 +81,7 @@ def wait_for(what: str, predicate: Callable[[], bool], timeout: float) -> None:
 
 
 class NodeProcess(ChildProcess):
-    """``python -m protocol.cli edge run --config PATH`` as a child process."""
+    """``python -m machikado.cli edge run --config PATH`` as a child process."""
 
     what = "node"
 
@@ -103,7 +103,7 @@ class NodeProcess(ChildProcess):
 
     def start(self) -> NodeProcess:
         self._spawn(
-            [sys.executable, "-m", "protocol.cli", "edge", "run", "--config", str(self.config)]
+            [sys.executable, "-m", "machikado.cli", "edge", "run", "--config", str(self.config)]
         )
         wait_for("the node's outbox", self._outbox_ready, 20)
         return self
@@ -128,7 +128,7 @@ class NodeProcess(ChildProcess):
 
     def status_json(self) -> dict[str, Any]:
         out = subprocess.run(
-            [sys.executable, "-m", "protocol.cli", "edge", "status", "--config", str(self.config)],
+            [sys.executable, "-m", "machikado.cli", "edge", "status", "--config", str(self.config)],
             capture_output=True,
             check=True,
             timeout=30,

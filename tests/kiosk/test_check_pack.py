@@ -23,7 +23,7 @@ assert SHIPPED, "the shipped sample pack is missing"
 
 def check_pack(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "protocol.cli", "kiosk", "check-pack", str(path)],
+        [sys.executable, "-m", "machikado.cli", "kiosk", "check-pack", str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

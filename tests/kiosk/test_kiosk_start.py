@@ -45,7 +45,7 @@ Clock.schedule_once(look, 0)
 # Held long enough for the screenshot 0.2 s after the message, on a loaded machine too (a 0.5 s
 # hold let the app stop first in CI).
 sys.argv = ["machikado", "kiosk", "--config", CONFIG, "--error-hold-s", "3"]
-from protocol.cli import main
+from machikado.cli import main
 main()
 """
 

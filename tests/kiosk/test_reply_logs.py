@@ -1,7 +1,7 @@
 """A doctor's reply never reaches a log, even when showing it fails.
 
 The kiosk node runs in a child process that logs exactly as ``machikado kiosk`` does (structlog
-through :func:`protocol.logs.configure`, the standard library's root logger at debug, in both
+through :func:`machikado.logs.configure`, the standard library's root logger at debug, in both
 the console and the JSON renderer). Its reply callback raises an exception whose message quotes
 the reply and whose frame holds it; every byte the process writes is searched for it.
 """
@@ -25,7 +25,7 @@ REPLY = "Drink-ORS-Qx7731 hourly; 38度以上なら119番"
 
 CHILD = """
 import base64, sys, threading
-from protocol.logs import configure
+from machikado.logs import configure
 from tests.kiosk.consult_service import kiosk_config
 from kiosk.node import KioskNode
 

@@ -40,7 +40,7 @@ manifest = "{MANIFEST}"
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "protocol.cli", "cloud", *args],
+        [sys.executable, "-m", "machikado.cli", "cloud", *args],
         capture_output=True,
         text=True,
         timeout=120,

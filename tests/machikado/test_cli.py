@@ -8,7 +8,7 @@ import sys
 
 PROBE = """
 import json, sys
-from protocol import cli
+from machikado import cli
 cli._register(sys.argv[1:])
 print(json.dumps(sorted(m for m in ("edge.cli", "cloud.cli", "kiosk.cli", "hardware.cli")
                         if m in sys.modules)))
@@ -35,7 +35,7 @@ def test_help_and_unknown_words_load_every_part() -> None:
 
 def test_the_console_script_runs_a_part() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "protocol.cli", "hw", "decode", "battery", "5a"],
+        [sys.executable, "-m", "machikado.cli", "hw", "decode", "battery", "5a"],
         capture_output=True,
         check=True,
         timeout=60,
@@ -49,7 +49,7 @@ def test_the_console_script_runs_a_part() -> None:
 LOGGING_PROBE = """
 import json, logging, sys
 import kiosk.cli
-from protocol import cli
+from machikado import cli
 
 def start(config, early, *, error_hold_s):
     print(json.dumps({"structlog_loaded": "structlog" in sys.modules}), flush=True)
@@ -107,7 +107,7 @@ def test_an_unknown_log_level_is_refused_naming_the_option() -> None:
 EAGER_PROBE = """
 import json, sys
 import typer
-from protocol import cli
+from machikado import cli
 
 part = typer.Typer()
 

@@ -1,7 +1,7 @@
 """Our command lines read plain options without pydantic, exactly as typer does, or as typer.
 
 Every value is run through two copies of one command: typer's own, and one whose options are
-read plainly (:mod:`protocol.cliparams`). What the callback receives, what is printed and the
+read plainly (:mod:`machikado.cliparams`). What the callback receives, what is printed and the
 exit status must be the same, for good values and for bad ones. On the installed typer the
 plain reading is on for ``machikado kiosk --config PATH``, root options included; on a typer
 whose internals are not as expected it is off and every command still works.
@@ -20,7 +20,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from protocol.cliparams import PlainCommand, PlainGroup
+from machikado.cliparams import PlainCommand, PlainGroup
 
 TIMEOUT_S = 120
 
@@ -119,7 +119,7 @@ import json, sys
 SHIM, ARGV = sys.argv[1], sys.argv[2:]
 exec(SHIM)
 import kiosk.cli
-from protocol import cliparams, cli
+from machikado import cli, cliparams
 
 def report(config, early, *, error_hold_s):
     print(json.dumps({
@@ -135,27 +135,27 @@ cli.main()
 """
 
 #: Ways a typer release could differ from the one the plain reading was written against, as
-#: protocol.cliparams sees them when it is imported (undone afterwards: typer's own code, loaded
+#: machikado.cliparams sees them when it is imported (undone afterwards: typer's own code, loaded
 #: before, must keep working the way a consistent typer release would).
 CHANGED_TYPER = {
     "module gone": (
         "import sys, typer._coercion\n"
         "sys.modules['typer._coercion'] = None\n"
-        "import protocol.cliparams\n"
+        "import machikado.cliparams\n"
         "sys.modules['typer._coercion'] = typer._coercion\n"
     ),
     "name gone": (
         "import typer._param_types as m\n"
         "f = m.coerce_cli_path\n"
         "del m.coerce_cli_path\n"
-        "import protocol.cliparams\n"
+        "import machikado.cliparams\n"
         "m.coerce_cli_path = f\n"
     ),
     "signature changed": (
         "import typer._param_types as m\n"
         "f = m.coerce_cli_path\n"
         "m.coerce_cli_path = lambda value, info, **kw: f(value, info, **kw)\n"
-        "import protocol.cliparams\n"
+        "import machikado.cliparams\n"
         "m.coerce_cli_path = f\n"
     ),
 }

@@ -16,7 +16,7 @@ SECRET = "Reply-Zygomorphic-4471 熱が38度"
 CHILD = """
 import sys
 import structlog
-from protocol.logs import configure
+from machikado.logs import configure
 
 configure(level="info", json=sys.argv[1] == "json")
 log = structlog.get_logger("test")

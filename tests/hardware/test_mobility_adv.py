@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hardware.mobility_adv import COMPANY_ID, SIZE, MobilityAdvert
 from protocol.errors import InvalidMessage
-from protocol.mobility_adv import COMPANY_ID, SIZE, MobilityAdvert
 
 FLAG_NAMES = ["in_use", "charging", "fault", "low_battery", "tamper"]
 

@@ -5,7 +5,7 @@ pyproject.toml). Loading is lazy so that ``machikado hw decode`` on a cloud host
 gpiozero, and a node never imports the web stack. This module imports no part.
 
 The root options set up logging: at once, or for the kiosk (:data:`LOGGING_LATER`) the
-standard library's at once and structlog's once its window is up (:mod:`protocol.logs`).
+standard library's at once and structlog's once its window is up (:mod:`machikado.logs`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from importlib.metadata import entry_points
 
 import typer
 
-from protocol import cliparams
-from protocol.cliparams import PlainGroup
+from machikado import cliparams
+from machikado.cliparams import PlainGroup
+from machikado.logs import configure, configure_later
 from protocol.errors import MachikadoError
-from protocol.logs import configure, configure_later
 
 GROUP = "machikado.commands"
 
@@ -28,13 +28,13 @@ app = typer.Typer(
     help="machikado: resident kiosks, facility sensors and the cloud that collects them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    # Root options read without pydantic, as the parts' own are (see protocol.cliparams).
+    # Root options read without pydantic, as the parts' own are (see machikado.cliparams).
     cls=PlainGroup,
 )
 
 
 #: Parts that finish setting up structlog themselves once started (see
-#: :func:`protocol.logs.configure_later`): the kiosk, whose window comes up before structlog
+#: :func:`machikado.logs.configure_later`): the kiosk, whose window comes up before structlog
 #: and rich are imported.
 LOGGING_LATER = frozenset({"kiosk"})
 
