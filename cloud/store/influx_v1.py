@@ -101,7 +101,9 @@ class InfluxHttp:
         if resp.status in (401, 403):
             raise StoreUnavailable(f"influxdb refused the credentials ({resp.status}): {text}")
         try:
-            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+            # Chunks are separated by "\n" only: str.splitlines() would also split inside a
+            # string at U+0085 or U+2028, which JSON leaves unescaped.
+            docs = [json.loads(line) for line in text.split("\n") if line.strip()]
         except ValueError as exc:
             raise StoreError(f"influxdb /query answered {resp.status}, not JSON: {text!r}") from exc
         if resp.status >= 300 and not docs:

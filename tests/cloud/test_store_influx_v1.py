@@ -199,3 +199,13 @@ def test_a_user_who_may_not_create_databases_still_writes() -> None:
         store.write([_visit(1)])
         store.close()
     assert [r.path for r in server.requests] == ["/query", "/write", "/write"]
+
+
+def test_values_holding_unicode_line_breaks_are_read_back(influxdb: InfluxServer) -> None:
+    # JSON leaves U+0085 and U+2028 unescaped in strings; a reader that split influxd's chunked
+    # answer with str.splitlines() cut such a string in two (found by hypothesis in CI).
+    store = InfluxV1Store(influxdb.url, database="breaks")
+    odd = "a\x85b\u2028c"
+    store.write([Point("visit", {"node": "rr-01", "stall": odd}, {"note": odd}, 1)])
+    assert [dict(r.fields) for r in store.latest("visit", by="stall")] == [{"note": odd}]
+    assert ("visit", {"node": "rr-01", "stall": odd}) in list(store.node_series())
